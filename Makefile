@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` (demo switch) and `make test` (the suite).
+# Both create the virtual environment and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CONFIG ?= conf/softswitch.toml
+
+.PHONY: run test peers lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/softswitch run --config $(CONFIG)
+
+# Real peers the tests drive (SIPp from Debian); installed when we are root and they are missing.
+peers:
+	@scripts/install-peers
+
+test: $(BIN)/.installed peers
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check softswitch acd media reporting tests benchmarks
+	$(BIN)/mypy softswitch
+
+bench: $(BIN)/.installed peers
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""acd — placeholder package; see ../shared/ARCHITECTURE.md."""

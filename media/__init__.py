@@ -1,0 +1,1 @@
+"""media — placeholder package; see ../shared/ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""reporting — placeholder package; see ../shared/ARCHITECTURE.md."""
