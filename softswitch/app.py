@@ -1,0 +1,436 @@
+"""The switch process: wires config, store, SIP core, transports and HTTP, and owns the clocks.
+
+``Switch`` is the only object that reads the clock and arms timers: it keeps ONE timer handle
+for the SIP core (re-armed after every input from ``core.get_timer()``) plus two slow
+housekeeping tasks (store write-behind, expiry sweep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from softswitch.config import Config, ConfigError, load_config
+from softswitch.core import SipCore
+from softswitch.directory import Directory
+from softswitch.location import LocationService
+from softswitch.registrar import AuthThrottle, Registrar, RegistrarSettings
+from softswitch.sip.digest import DigestAuthenticator
+from softswitch.sip.message import Peer
+from softswitch.sip.timers import Timers
+from softswitch.sip.transaction import TransactionLayer
+from softswitch.store import open_store
+from softswitch.store.base import Store
+from softswitch.trace import Tracer
+from softswitch.transport import Transports
+
+__all__ = ["Switch", "configure_logging"]
+
+log = logging.getLogger("softswitch")
+
+FLUSH_INTERVAL = 0.2  # seconds between write-behind batches of binding changes
+SWEEP_INTERVAL = 1.0  # seconds between expiry sweeps
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
+        ))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    # The trace logger speaks whenever a target is set, whatever the level.
+    logging.getLogger("softswitch.trace").setLevel(logging.INFO)
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: the switch owns the signals, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+class Switch:
+    def __init__(self, config_path: str | Path) -> None:
+        self.config_path = Path(config_path)
+        self.config: Config = load_config(self.config_path)
+        self.store: Store | None = None
+        self.core: SipCore | None = None
+        self.transports: Transports | None = None
+        self.location = LocationService()
+        self.directory = Directory.from_config(self.config)
+        self.throttle = AuthThrottle()
+        self.tracer = Tracer(self.config.log.trace)
+        self.running = False
+        self.started_at = time.time()
+        self._started_mono = 0.0
+        self.reloads_applied = 0
+        self.reloads_refused = 0
+        self.last_reload: dict[str, Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._http: _EmbeddedServer | None = None
+        self._stopped = asyncio.Event()
+        self._closed = False
+        self._reload_lock = asyncio.Lock()
+        self.bound: list[tuple[str, str, int]] = []
+        self.http_bound: tuple[str, int] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self._started_mono = loop.time()
+        log.info("starting softswitch with %s (%d users)", self.config_path, len(self.directory))
+        self.store = open_store(cfg.store.url)
+        await self.store.open()
+        restored = self.location.load(await self.store.load_bindings(), time.time())
+        log.info("store %s open, %d bindings restored", _redact(cfg.store.url), restored)
+
+        secret = await self._nonce_secret()
+        auth = DigestAuthenticator(
+            cfg.sip.domain, secret=secret, algorithms=cfg.auth.algorithms,
+            nonce_ttl=cfg.auth.nonce_ttl_s,
+        )
+        self._apply_throttle(cfg)
+        registrar = Registrar(
+            self.directory, self.location, auth, _registrar_settings(cfg), self.throttle,
+            server=cfg.sip.user_agent,
+        )
+        timers = Timers(t1=cfg.sip.t1_ms / 1000, t2=cfg.sip.t2_ms / 1000, t4=cfg.sip.t4_ms / 1000)
+        self.core = SipCore(
+            registrar, TransactionLayer(timers), server=cfg.sip.user_agent,
+            max_message_bytes=cfg.sip.max_message_bytes, tracer=self.tracer,
+            on_registration=self._log_registration,
+        )
+        self.transports = Transports(
+            self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
+        )
+        for lst in cfg.sip.listeners:
+            host, port = await self.transports.listen(
+                lst.transport, lst.host, lst.port, self._ssl_context(cfg)
+            )
+            self.bound.append((lst.transport, host, port))
+        await self._start_http(cfg)
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="expiry-sweep"))
+        self.running = True
+        log.info("softswitch ready: sip %s, http %s:%d",
+                 ", ".join(f"{t}:{h}:{p}" for t, h, p in self.bound),
+                 *(self.http_bound or ("-", 0)))
+
+    async def _start_http(self, cfg: Config) -> None:
+        from softswitch.http import make_http_app
+
+        config = uvicorn.Config(
+            make_http_app(self), host=cfg.http.host, port=cfg.http.port,
+            log_level="warning", lifespan="off", access_log=False, loop="none",
+        )
+        self._http = server = _EmbeddedServer(config)
+        config.load()
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup()
+        except SystemExit:  # uvicorn exits the process when it cannot bind
+            server.should_exit = True
+        if server.should_exit or not server.started:
+            self._http = None
+            raise OSError(f"cannot listen for HTTP on {cfg.http.listen}")
+        servers = getattr(self._http, "servers", [])
+        if servers and servers[0].sockets:
+            self.http_bound = servers[0].sockets[0].getsockname()[:2]
+        self._tasks.append(asyncio.create_task(self._http.main_loop(), name="http"))
+
+    async def stop(self) -> None:
+        """Close everything that was opened; safe after a failed or partial start."""
+        if self._closed:
+            return
+        self._closed = True
+        self.running = False
+        log.info("stopping")
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.transports is not None:
+            await self.transports.close()
+        if self._http is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._http.shutdown()
+        await self._flush()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
+        loop.add_signal_handler(signal.SIGINT, stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        pidfile: Path | None = None
+        try:
+            await self.start()
+            pidfile = self._pidfile()
+            try:
+                pidfile.parent.mkdir(parents=True, exist_ok=True)
+                pidfile.write_text(f"{os.getpid()}\n")
+            except OSError:
+                pidfile = None
+            await stop_requested.wait()
+        finally:
+            await self.stop()
+            if pidfile is not None:
+                with contextlib.suppress(OSError):
+                    pidfile.unlink()
+
+    def _pidfile(self) -> Path:
+        return Path("var") / f"softswitch-{self.http_bound[1] if self.http_bound else 0}.pid"
+
+    # -- timers -----------------------------------------------------------------------------
+    def _rearm(self) -> None:
+        """Keep one timer at the core's earliest deadline (called after every input)."""
+        assert self.core is not None
+        when = self.core.get_timer()
+        if when is None:
+            return
+        if self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        assert self.core is not None and self.transports is not None
+        self._timer = None
+        self._timer_at = None
+        loop = asyncio.get_running_loop()
+        try:
+            out = self.core.handle_timer(loop.time(), time.time())
+            if out:
+                self.transports.send_all(out)
+        except Exception:
+            log.exception("error in SIP timer")
+        self._rearm()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("store write-behind failed; will retry")
+
+    async def _flush(self) -> None:
+        if self.store is None or not self.location.has_changes():
+            return
+        upserts, deletes = self.location.take_changes()
+        try:
+            if upserts:
+                await self.store.upsert_bindings(upserts)
+            if deletes:
+                await self.store.delete_bindings(deletes)
+        except Exception:
+            # Put them back so the next flush retries; nothing is lost while we run.
+            self.location.restore_changes(upserts, deletes)
+            raise
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            wall = time.time()
+            for b in self.location.sweep(wall):
+                log.info("registration expired user=%s contact=%s", b.aor, b.contact)
+            self.throttle.sweep(wall)
+            if self.transports is not None:
+                self.transports.close_idle(asyncio.get_running_loop().time())
+
+    # -- reload -----------------------------------------------------------------------------
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config file; apply it whole, or refuse it whole and keep running."""
+        async with self._reload_lock:
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                self.reloads_refused += 1
+                log.error("reload refused, running config kept:\n  %s", "\n  ".join(exc.errors))
+                result = {"applied": False, "errors": exc.errors, "changes": []}
+                self.last_reload = {"at": time.time(), **result}
+                return result
+            changes = await self._apply(new)
+            self.reloads_applied += 1
+            log.info("reload applied: %s", "; ".join(changes) if changes else "no changes")
+            result = {"applied": True, "errors": [], "changes": changes}
+            self.last_reload = {"at": time.time(), **result}
+            return result
+
+    async def _apply(self, new: Config) -> list[str]:
+        old = self.config
+        assert self.core is not None and self.transports is not None
+        changes: list[str] = []
+        directory = Directory.from_config(new)
+        diff = self.directory.diff(directory)
+        if diff.added or diff.removed or diff.changed:
+            changes.append(
+                f"users +{len(diff.added)} -{len(diff.removed)} ~{len(diff.changed)}"
+            )
+        self.directory = directory
+        registrar = self.core.registrar
+        registrar.directory = directory
+        registrar.settings = _registrar_settings(new)
+        registrar.server = new.sip.user_agent
+        if old.auth != new.auth or old.sip.domain != new.sip.domain:
+            secret = new.auth.secret.encode() if new.auth.secret else registrar.auth._secret
+            registrar.auth = DigestAuthenticator(
+                new.sip.domain, secret=secret, algorithms=new.auth.algorithms,
+                nonce_ttl=new.auth.nonce_ttl_s,
+            )
+            changes.append("auth settings")
+        self._apply_throttle(new)
+        if old.log != new.log:
+            configure_logging(new.log.level)
+            self.tracer.set(new.log.trace)
+            changes.append(f"log level {new.log.level}, trace {list(new.log.trace)}")
+        if old.sip.listen != new.sip.listen:
+            changes.extend(await self._relisten(old, new))
+        if old.store.url != new.store.url:
+            changes.append("store.url changed: takes effect at the next restart")
+        if old.http.listen != new.http.listen:
+            changes.append("http.listen changed: takes effect at the next restart")
+        if (old.sip.t1_ms, old.sip.t2_ms, old.sip.t4_ms) != (
+            new.sip.t1_ms, new.sip.t2_ms, new.sip.t4_ms
+        ):
+            self.core.transactions.timers = Timers(
+                t1=new.sip.t1_ms / 1000, t2=new.sip.t2_ms / 1000, t4=new.sip.t4_ms / 1000
+            )
+            changes.append("SIP timers (new transactions)")
+        # Bindings of users who are gone no longer route: drop them.
+        for name in diff.removed:
+            for contact in list(self.location.bindings_of(name)):
+                self.location.remove(name, contact)
+        self.config = new
+        return changes
+
+    async def _relisten(self, old: Config, new: Config) -> list[str]:
+        assert self.transports is not None
+        changes = []
+        old_set = set(old.sip.listeners)
+        new_set = set(new.sip.listeners)
+        for lst in new_set - old_set:
+            host, port = await self.transports.listen(
+                lst.transport, lst.host, lst.port, self._ssl_context(new)
+            )
+            self.bound.append((lst.transport, host, port))
+            changes.append(f"listening on {lst.transport}:{host}:{port}")
+        for lst in old_set - new_set:
+            await self.transports.close_listener(lst.transport, lst.host, lst.port)
+            self.bound = [b for b in self.bound if b != tuple(lst)]
+            changes.append(f"closed {lst.transport}:{lst.host}:{lst.port}")
+        return changes
+
+    # -- views ------------------------------------------------------------------------------
+    def uptime(self) -> float:
+        return asyncio.get_running_loop().time() - self._started_mono if self.running else 0.0
+
+    def registrations(self) -> list[dict[str, Any]]:
+        wall = time.time()
+        out = []
+        for aor in sorted(self.location.aors()):
+            for b in self.location.lookup(aor, wall):
+                out.append({
+                    "user": aor, "contact": b.contact, "expires_in": int(b.expires_at - wall),
+                    "received": b.received, "user_agent": b.user_agent,
+                })
+        return out
+
+    def status(self) -> dict[str, Any]:
+        regs = self.registrations()
+        return {
+            "version": _version(),
+            "pid": os.getpid(),
+            "config": str(self.config_path),
+            "started_at": self.started_at,
+            "uptime_s": round(self.uptime(), 3),
+            "listen": [f"{t}:{h}:{p}" for t, h, p in self.bound],
+            "users": len(self.directory),
+            "registered_users": len({r["user"] for r in regs}),
+            "registrations": regs,
+            "reloads": {"applied": self.reloads_applied, "refused": self.reloads_refused,
+                        "last": self.last_reload},
+            "trace": self.tracer.targets(),
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _log_registration(self, kind: str, aor: str, source: Peer, contacts: tuple[str, ...]) -> None:
+        log.info("%s user=%s from=%s:%s:%d contacts=%s", kind, aor, source.transport,
+                 source.host, source.port, ",".join(contacts))
+
+    def _apply_throttle(self, cfg: Config) -> None:
+        self.throttle.limit = cfg.auth.failure_limit
+        self.throttle.window = cfg.auth.failure_window_s
+        self.throttle.block = cfg.auth.block_s
+
+    async def _nonce_secret(self) -> bytes:
+        """The configured secret, else one kept in the store so nonces survive a restart."""
+        if self.config.auth.secret:
+            return self.config.auth.secret.encode()
+        assert self.store is not None
+        stored = await self.store.get_meta("nonce_secret")
+        if stored is None:
+            stored = os.urandom(32).hex()
+            await self.store.set_meta("nonce_secret", stored)
+        return bytes.fromhex(stored)
+
+    @staticmethod
+    def _ssl_context(cfg: Config) -> ssl.SSLContext | None:
+        if not cfg.sip.tls_certificate:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cfg.sip.tls_certificate, cfg.sip.tls_private_key)
+        return ctx
+
+
+def _registrar_settings(cfg: Config) -> RegistrarSettings:
+    r = cfg.registrar
+    return RegistrarSettings(r.min_expires, r.max_expires, r.default_expires, r.max_contacts)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        head, tail = url.split("@", 1)
+        scheme_user = head.rsplit(":", 1)[0]
+        return f"{scheme_user}:***@{tail}"
+    return url
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("softswitch")
+    except Exception:
+        return "unknown"

@@ -1,0 +1,118 @@
+"""The location service: address-of-record -> contact bindings (RFC 3261 §10), in memory.
+
+The registrar answers from memory; changes are written behind to the store in batches
+(like Kamailio's usrloc ``db_mode=2``), so a REGISTER never waits for a disk. ``take_changes``
+hands the adapter what to write; a crash loses at most the refreshes of one flush interval,
+and the bindings themselves persist across a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from softswitch.store.base import Binding
+
+__all__ = ["LocationService"]
+
+
+class LocationService:
+    __slots__ = ("_by_aor", "_expiry", "_dirty", "_deleted")
+
+    def __init__(self) -> None:
+        self._by_aor: dict[str, dict[str, Binding]] = {}
+        # (expires_at, aor, contact); stale entries are skipped on pop (lazy deletion).
+        self._expiry: list[tuple[float, str, str]] = []
+        self._dirty: dict[tuple[str, str], Binding] = {}
+        self._deleted: set[tuple[str, str]] = set()
+
+    # -- queries --------------------------------------------------------------------------
+    def lookup(self, aor: str, wall: float) -> list[Binding]:
+        """Live bindings of an AOR, highest q first (RFC 3261 §16.6 ordering input)."""
+        found = [b for b in self._by_aor.get(aor, {}).values() if b.expires_at > wall]
+        found.sort(key=lambda b: -(b.q if b.q is not None else 1.0))
+        return found
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._by_aor.values())
+
+    def aors(self) -> Iterator[str]:
+        return iter(self._by_aor)
+
+    def all(self) -> Iterator[Binding]:
+        for contacts in self._by_aor.values():
+            yield from contacts.values()
+
+    def bindings_of(self, aor: str) -> dict[str, Binding]:
+        return self._by_aor.get(aor, {})
+
+    # -- changes --------------------------------------------------------------------------
+    def put(self, binding: Binding) -> None:
+        key = (binding.aor, binding.contact)
+        self._by_aor.setdefault(binding.aor, {})[binding.contact] = binding
+        heapq.heappush(self._expiry, (binding.expires_at, binding.aor, binding.contact))
+        self._dirty[key] = binding
+        self._deleted.discard(key)
+
+    def remove(self, aor: str, contact: str) -> Binding | None:
+        contacts = self._by_aor.get(aor)
+        if not contacts or contact not in contacts:
+            return None
+        binding = contacts.pop(contact)
+        if not contacts:
+            del self._by_aor[aor]
+        key = (aor, contact)
+        self._dirty.pop(key, None)
+        self._deleted.add(key)
+        return binding
+
+    def load(self, bindings: list[Binding], wall: float) -> int:
+        """Restore bindings read from the store at start-up (not marked dirty)."""
+        n = 0
+        for b in bindings:
+            if b.expires_at <= wall:
+                self._deleted.add((b.aor, b.contact))
+                continue
+            self._by_aor.setdefault(b.aor, {})[b.contact] = b
+            heapq.heappush(self._expiry, (b.expires_at, b.aor, b.contact))
+            n += 1
+        return n
+
+    def next_expiry(self) -> float | None:
+        return self._expiry[0][0] if self._expiry else None
+
+    def sweep(self, wall: float) -> list[Binding]:
+        """Remove and return the bindings that have expired by ``wall``."""
+        expired: list[Binding] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= wall:
+            expires_at, aor, contact = heapq.heappop(heap)
+            current = self._by_aor.get(aor, {}).get(contact)
+            # A refreshed binding left an older heap entry behind: skip it.
+            if current is not None and current.expires_at == expires_at:
+                self.remove(aor, contact)
+                expired.append(current)
+        return expired
+
+    def take_changes(self) -> tuple[list[Binding], list[tuple[str, str]]]:
+        """What to write to the store since the last call: (upserts, deletions)."""
+        upserts = list(self._dirty.values())
+        deletes = list(self._deleted)
+        self._dirty.clear()
+        self._deleted.clear()
+        return upserts, deletes
+
+    def restore_changes(
+        self, upserts: list[Binding], deletes: list[tuple[str, str]]
+    ) -> None:
+        """Give back changes whose write failed, unless newer ones superseded them."""
+        for b in upserts:
+            key = (b.aor, b.contact)
+            if key not in self._dirty and self.bindings_of(b.aor).get(b.contact) is b:
+                self._dirty[key] = b
+        for key in deletes:
+            if key not in self._dirty and key[1] not in self.bindings_of(key[0]):
+                self._deleted.add(key)
+
+    def has_changes(self) -> bool:
+        return bool(self._dirty or self._deleted)

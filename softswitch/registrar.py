@@ -1,0 +1,295 @@
+"""The registrar (RFC 3261 §10.3), sans-I/O: a REGISTER and the time in, a response out.
+
+Authentication comes first (RFC 3261 §22, RFC 7616) and answers an unknown user exactly as a
+wrong password, so accounts cannot be enumerated; repeated failures from one source address
+block it for a while (``AuthThrottle``). Bindings live in a ``LocationService``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from softswitch.directory import Directory
+from softswitch.location import LocationService
+from softswitch.sip.digest import DigestAuthenticator, parse_credentials
+from softswitch.sip.errors import SipError
+from softswitch.sip.message import Peer, Request, Response, make_response
+from softswitch.sip.uri import SipURI, parse_name_addr
+from softswitch.store.base import Binding
+
+__all__ = ["AuthThrottle", "Registrar", "RegistrarSettings", "RegisterOutcome"]
+
+log = logging.getLogger("softswitch.registrar")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarSettings:
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 3600
+    max_contacts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterOutcome:
+    """What happened, for logs and metrics: ``kind`` is one of registered, unregistered,
+    queried, challenged, auth_failed, blocked, rejected."""
+
+    kind: str
+    aor: str = ""
+    contacts: tuple[str, ...] = ()
+
+
+class AuthThrottle:
+    """Counts authentication failures per source address and blocks noisy ones.
+
+    ``limit`` failures within ``window`` seconds block the address for ``block`` seconds.
+    """
+
+    __slots__ = ("limit", "window", "block", "_failures", "_blocked_until")
+
+    def __init__(self, limit: int = 10, window: float = 60.0, block: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.block = block
+        self._failures: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def is_blocked(self, address: str, now: float) -> bool:
+        until = self._blocked_until.get(address)
+        if until is None:
+            return False
+        if now >= until:
+            del self._blocked_until[address]
+            return False
+        return True
+
+    def failed(self, address: str, now: float) -> bool:
+        """Record a failure; True when the address is now blocked."""
+        if self.block <= 0 or self.limit <= 0:
+            return False
+        q = self._failures.setdefault(address, deque())
+        q.append(now)
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        if len(q) >= self.limit:
+            del self._failures[address]
+            self._blocked_until[address] = now + self.block
+            return True
+        return False
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+    def sweep(self, now: float) -> None:
+        for addr in [a for a, q in self._failures.items() if not q or q[-1] <= now - self.window]:
+            del self._failures[addr]
+        for addr in [a for a, t in self._blocked_until.items() if t <= now]:
+            del self._blocked_until[addr]
+
+    def blocked(self) -> list[str]:
+        return list(self._blocked_until)
+
+
+class Registrar:
+    """Handles REGISTER requests against a directory and a location service."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        location: LocationService,
+        auth: DigestAuthenticator,
+        settings: RegistrarSettings,
+        throttle: AuthThrottle,
+        *,
+        server: str = "softswitch",
+    ) -> None:
+        self.directory = directory
+        self.location = location
+        self.auth = auth
+        self.settings = settings
+        self.throttle = throttle
+        self.server = server
+
+    def _lookup_ha1(self, username: str, algorithm: str) -> str | None:
+        user = self.directory.lookup(username)
+        if user is None:
+            return None
+        return user.ha1_sha256 if algorithm == "SHA-256" else user.ha1_md5
+
+    def authenticate(
+        self, request: Request, source: Peer, wall: float, header: str = "Authorization"
+    ) -> tuple[str | None, Response | None, RegisterOutcome | None]:
+        """Return (username, None, None) when authenticated, else the answer to send."""
+        address = source.host
+        if self.throttle.is_blocked(address, wall):
+            resp = make_response(request, 403, "Forbidden", to_tag=_tag(request))
+            return None, resp, RegisterOutcome("blocked")
+        challenge_header = "WWW-Authenticate" if header == "Authorization" else "Proxy-Authenticate"
+        status = 401 if header == "Authorization" else 407
+        stale = False
+        for value in request.headers.getall(header):
+            try:
+                creds = parse_credentials(value)
+            except ValueError as exc:
+                raise SipError(400, f"Bad {header} header: {exc}", message=request) from None
+            if creds.realm != self.auth.realm:
+                continue  # credentials for another realm (RFC 3261 §22.3): not ours to judge
+            result = self.auth.verify(request.method, creds, self._lookup_ha1, wall)
+            if result.ok:
+                self.throttle.succeeded(address)
+                return result.username, None, None
+            if result.failure:
+                blocked = self.throttle.failed(address, wall)
+                log.warning(
+                    "auth failed user=%s from=%s:%d reason=%s%s",
+                    result.username, source.host, source.port, result.reason,
+                    " (address blocked)" if blocked else "",
+                )
+                resp = self._challenge(request, wall, status, challenge_header, stale=False)
+                return None, resp, RegisterOutcome("auth_failed", result.username)
+            stale = stale or result.stale
+        resp = self._challenge(request, wall, status, challenge_header, stale=stale)
+        return None, resp, RegisterOutcome("challenged")
+
+    def _challenge(
+        self, request: Request, wall: float, status: int, header: str, *, stale: bool
+    ) -> Response:
+        hdrs = [(header, c) for c in self.auth.challenges(wall, stale=stale)]
+        return make_response(request, status, None, to_tag=_tag(request), headers=hdrs)
+
+    # -- REGISTER ---------------------------------------------------------------------------
+    def handle(self, request: Request, source: Peer, wall: float) -> tuple[Response, RegisterOutcome]:
+        username, challenge, outcome = self.authenticate(request, source, wall)
+        if challenge is not None:
+            assert outcome is not None
+            return challenge, outcome
+        assert username is not None
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipURI) or not to_uri.user:
+            raise SipError(400, "To header must hold a SIP URI with a user part", message=request)
+        aor = to_uri.user
+        if aor != username:
+            # RFC 3261 §10.3 step 3: is this user allowed to change bindings of this AOR?
+            resp = make_response(request, 403, "Forbidden", to_tag=_tag(request))
+            return resp, RegisterOutcome("rejected", aor)
+        return self._update(request, source, wall, aor)
+
+    def _update(
+        self, request: Request, source: Peer, wall: float, aor: str
+    ) -> tuple[Response, RegisterOutcome]:
+        s = self.settings
+        contacts_raw = request.headers.values("Contact")
+        header_expires = _int_or_none(request.headers.get("Expires"))
+        if request.headers.get("Expires") is not None and header_expires is None:
+            raise SipError(400, "Bad Expires header", message=request)
+        call_id = request.call_id
+        cseq = request.cseq.seq
+        existing = self.location.bindings_of(aor)
+        kind = "queried"
+        changed: list[str] = []
+
+        if contacts_raw == ["*"] or (contacts_raw and contacts_raw[0].strip() == "*"):
+            # RFC 3261 §10.3 step 6: "*" only alone, only with Expires: 0.
+            if len(contacts_raw) != 1 or header_expires != 0:
+                raise SipError(400, "Contact: * needs Expires: 0 and no other contact",
+                               message=request)
+            for contact, b in list(existing.items()):
+                if b.call_id == call_id and cseq <= b.cseq:
+                    continue
+                self.location.remove(aor, contact)
+                changed.append(contact)
+            kind = "unregistered"
+        elif contacts_raw:
+            parsed = []
+            for raw in contacts_raw:
+                try:
+                    na = parse_name_addr(raw)
+                except SipError as exc:
+                    raise SipError(400, f"Bad Contact header: {exc.reason}",
+                                   message=request) from None
+                exp = _int_or_none(na.params.get("expires"))
+                if exp is None:
+                    exp = header_expires if header_expires is not None else s.default_expires
+                if 0 < exp < s.min_expires:
+                    # RFC 3261 §10.3 step 7: too brief; tell the minimum.
+                    resp = make_response(
+                        request, 423, "Interval Too Brief", to_tag=_tag(request),
+                        headers=[("Min-Expires", str(s.min_expires))],
+                    )
+                    return resp, RegisterOutcome("rejected", aor)
+                exp = min(exp, s.max_expires)
+                parsed.append((na, exp))
+            # RFC 3261 §10.3 step 7: ordering by Call-ID/CSeq before changing anything.
+            for na, _exp in parsed:
+                key = str(na.uri)
+                b = existing.get(key)
+                if b is not None and b.call_id == call_id and cseq <= b.cseq:
+                    raise SipError(400, "CSeq out of order for this Call-ID", message=request)
+            received = f"{source.transport}:{source.host}:{source.port}"
+            user_agent = request.headers.get("User-Agent") or ""
+            adds = 0
+            for na, exp in parsed:
+                key = str(na.uri)
+                instance = na.params.get("+sip.instance")
+                reg_id = _int_or_none(na.params.get("reg-id"))
+                if exp == 0:
+                    if self.location.remove(aor, key) is not None:
+                        changed.append(key)
+                    kind = "unregistered" if kind != "registered" else kind
+                    continue
+                if instance:
+                    # RFC 5626 §6: same instance (and reg-id) replaces its old flow's contact.
+                    for other, ob in list(self.location.bindings_of(aor).items()):
+                        if other != key and ob.instance_id == instance and ob.reg_id == reg_id:
+                            self.location.remove(aor, other)
+                if key not in self.location.bindings_of(aor):
+                    adds += 1
+                    if len(self.location.bindings_of(aor)) >= s.max_contacts:
+                        resp = make_response(
+                            request, 403, "Too Many Contacts", to_tag=_tag(request)
+                        )
+                        return resp, RegisterOutcome("rejected", aor)
+                q = _float_or_none(na.params.get("q"))
+                self.location.put(Binding(
+                    aor=aor, contact=key, expires_at=wall + exp, q=q, call_id=call_id,
+                    cseq=cseq, received=received, user_agent=user_agent,
+                    instance_id=instance, reg_id=reg_id,
+                ))
+                changed.append(key)
+                kind = "registered"
+        # RFC 3261 §10.3 step 8: answer with every current binding of the AOR.
+        headers: list[tuple[str, str]] = []
+        for b in self.location.lookup(aor, wall):
+            remaining = max(0, int(b.expires_at - wall + 0.5))
+            headers.append(("Contact", f"<{b.contact}>;expires={remaining}"))
+        headers.append(("Server", self.server))
+        resp = make_response(request, 200, "OK", to_tag=_tag(request), headers=headers)
+        return resp, RegisterOutcome(kind, aor, tuple(changed))
+
+
+def _tag(request: Request) -> str:
+    # A stable To tag per request (RFC 3261 §8.2.6.2): derived, so retransmissions that
+    # miss the transaction layer still get the same tag.
+    return format(hash((request.call_id, request.cseq.seq)) & 0xFFFFFFFF, "08x")
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 10:
+        return None
+    return int(value)
+
+
+def _float_or_none(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        q = float(value)
+    except ValueError:
+        return None
+    return q if 0.0 <= q <= 1.0 else None

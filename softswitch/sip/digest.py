@@ -1,0 +1,276 @@
+"""HTTP digest authentication for SIP (RFC 3261 §22, RFC 7616), sans-I/O.
+
+Nonces are stateless: ``base64url(issued_at || mac)`` where ``mac`` is an HMAC over the issue
+time and realm with a server secret. Any node holding the secret can check a nonce; a nonce
+older than the TTL is answered with a fresh challenge carrying ``stale=true`` (RFC 7616 §3.3) so
+the phone retries without asking its user for the password again.
+
+Replay of a captured Authorization inside the nonce lifetime is not detected (no per-nonce
+``nc`` state is kept, as with Kamailio's auth module when ``nonce_count`` is off); the TTL
+bounds it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "ALGORITHMS",
+    "AuthResult",
+    "Credentials",
+    "DigestAuthenticator",
+    "compute_ha1",
+    "compute_response",
+    "parse_credentials",
+]
+
+# RFC 7616 §3.7: the hash of each algorithm name; "-sess" variants share it.
+ALGORITHMS: dict[str, Callable[[bytes], hashlib._Hash]] = {
+    "MD5": hashlib.md5,
+    "SHA-256": hashlib.sha256,
+}
+
+# RFC 7616 §3.3: algorithm names are case-insensitive.
+_CANONICAL_ALGORITHMS = {
+    "MD5": "MD5", "MD5-SESS": "MD5-sess", "SHA-256": "SHA-256", "SHA-256-SESS": "SHA-256-sess",
+}
+_NONCE_STRUCT = struct.Struct(">Q")
+_MAC_BYTES = 16
+
+
+def _h(algorithm: str, data: str) -> str:
+    return ALGORITHMS[algorithm](data.encode("utf-8")).hexdigest()
+
+
+def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """RFC 7616 §3.4.2: H(username ":" realm ":" password)."""
+    return _h(algorithm, f"{username}:{realm}:{password}")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The parameters of an Authorization / Proxy-Authorization header (RFC 7616 §3.4)."""
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = "MD5"
+    qop: str | None = None
+    nc: str | None = None
+    cnonce: str | None = None
+    opaque: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """Outcome of checking credentials.
+
+    ``ok`` — the response matched. ``stale`` — the response was computed correctly over a
+    nonce of ours that has expired (challenge again with ``stale=true``). ``failure`` — a real
+    authentication failure (wrong password, unknown user, forged nonce), to be counted against
+    the source address. ``reason`` is for the log only: the caller must answer a wrong password
+    and an unknown user alike so accounts cannot be enumerated.
+    """
+
+    ok: bool
+    username: str
+    stale: bool = False
+    failure: bool = False
+    reason: str = ""
+
+
+def _unquote(value: str) -> str:
+    # RFC 3261 §25.1 quoted-pair: a backslash escapes the next character.
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "\\" and i + 1 < n:
+            out.append(value[i + 1])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _parse_params(text: str) -> dict[str, str]:
+    """Split ``k=v, k="v, with comma"`` into a dict (names lower-cased)."""
+    params: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t,":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        if eq < 0:
+            raise ValueError("parameter without value")
+        name = text[i:eq].strip().lower()
+        if not name:
+            raise ValueError("empty parameter name")
+        i = eq + 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if j >= n:
+                raise ValueError("unterminated quoted string")
+            value = _unquote(text[i + 1 : j])
+            i = j + 1
+        else:
+            j = text.find(",", i)
+            if j < 0:
+                j = n
+            value = text[i:j].strip()
+            i = j
+        params[name] = value
+    return params
+
+
+def parse_credentials(header: str) -> Credentials:
+    """Parse a ``Digest ...`` credentials value; raises ValueError when it is not usable."""
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise ValueError(f"unsupported authentication scheme {scheme!r}")
+    p = _parse_params(rest)
+    try:
+        creds = Credentials(
+            username=p["username"],
+            realm=p["realm"],
+            nonce=p["nonce"],
+            uri=p["uri"],
+            response=p["response"].lower(),
+            algorithm=_CANONICAL_ALGORITHMS.get(
+                p.get("algorithm", "MD5").upper(), p.get("algorithm", "MD5")
+            ),
+            qop=p.get("qop"),
+            nc=p.get("nc"),
+            cnonce=p.get("cnonce"),
+            opaque=p.get("opaque"),
+        )
+    except KeyError as exc:
+        raise ValueError(f"missing digest parameter {exc.args[0]}") from None
+    if creds.qop is not None and (creds.nc is None or creds.cnonce is None):
+        raise ValueError("qop given without nc and cnonce")
+    return creds
+
+
+class DigestAuthenticator:
+    """Issues challenges and checks credentials for one realm.
+
+    ``lookup(username, algorithm)`` returns the stored HA1 for that algorithm (``"MD5"`` or
+    ``"SHA-256"``) or None when the user is unknown or has no HA1 for it.
+    """
+
+    __slots__ = ("realm", "algorithms", "nonce_ttl", "_secret", "_realm_b")
+
+    def __init__(
+        self,
+        realm: str,
+        *,
+        secret: bytes | None = None,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        nonce_ttl: float = 300.0,
+    ) -> None:
+        self.realm = realm
+        self.algorithms = tuple(algorithms)
+        for alg in self.algorithms:
+            if alg not in ALGORITHMS:
+                raise ValueError(f"unsupported digest algorithm {alg!r}")
+        self.nonce_ttl = nonce_ttl
+        self._secret = secret if secret else os.urandom(32)
+        self._realm_b = realm.encode("utf-8")
+
+    # -- nonces ---------------------------------------------------------------------------
+    def _mac(self, stamp: bytes) -> bytes:
+        return hmac.digest(self._secret, stamp + self._realm_b, "sha256")[:_MAC_BYTES]
+
+    def make_nonce(self, now: float) -> str:
+        stamp = _NONCE_STRUCT.pack(int(now * 1000))
+        return base64.urlsafe_b64encode(stamp + self._mac(stamp)).decode("ascii")
+
+    def nonce_age(self, nonce: str, now: float) -> float | None:
+        """Age in seconds of a nonce we issued, or None when it is not ours."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            return None
+        if len(raw) != _NONCE_STRUCT.size + _MAC_BYTES:
+            return None
+        stamp, mac = raw[: _NONCE_STRUCT.size], raw[_NONCE_STRUCT.size :]
+        if not hmac.compare_digest(mac, self._mac(stamp)):
+            return None
+        return now - _NONCE_STRUCT.unpack(stamp)[0] / 1000.0
+
+    # -- challenges -----------------------------------------------------------------------
+    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
+        """One challenge per offered algorithm, most preferred first (RFC 7616 §3.7)."""
+        nonce = self.make_nonce(now)
+        tail = ", stale=true" if stale else ""
+        return [
+            f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={alg}, qop="auth"{tail}'
+            for alg in self.algorithms
+        ]
+
+    # -- verification ---------------------------------------------------------------------
+    def verify(
+        self,
+        method: str,
+        creds: Credentials,
+        lookup: Callable[[str, str], str | None],
+        now: float,
+    ) -> AuthResult:
+        user = creds.username
+        algorithm = creds.algorithm
+        base_alg = algorithm[:-5] if algorithm.endswith("-sess") else algorithm
+        if base_alg not in self.algorithms:
+            return AuthResult(False, user, failure=True, reason=f"algorithm {algorithm}")
+        if creds.realm != self.realm:
+            return AuthResult(False, user, failure=True, reason="realm mismatch")
+        if creds.qop is not None and creds.qop != "auth":
+            return AuthResult(False, user, failure=True, reason=f"qop {creds.qop}")
+        age = self.nonce_age(creds.nonce, now)
+        if age is None:
+            # A nonce we never issued (or one from before a secret change): not stale, since a
+            # correct response over it cannot be told apart from a forged one.
+            return AuthResult(False, user, failure=False, stale=True, reason="unknown nonce")
+        ha1 = lookup(user, base_alg)
+        if ha1 is None:
+            # Spend the same hashing work as for a known user so timing does not tell.
+            ha1 = _h(base_alg, f"{user}:{self.realm}:")
+            known = False
+        else:
+            known = True
+        expected = compute_response(method, creds, ha1)
+        if not (known and hmac.compare_digest(expected, creds.response)):
+            return AuthResult(
+                False, user, failure=True,
+                reason="wrong password" if known else "unknown user",
+            )
+        if age > self.nonce_ttl or age < -60.0:
+            return AuthResult(False, user, stale=True, reason="stale nonce")
+        return AuthResult(True, user)
+
+
+def compute_response(method: str, c: Credentials, ha1: str) -> str:
+    """The digest ``response`` value for credentials ``c`` (RFC 7616 §3.4.1)."""
+    alg = c.algorithm[:-5] if c.algorithm.endswith("-sess") else c.algorithm
+    if c.algorithm.endswith("-sess"):
+        # RFC 7616 §3.4.2: session variant rehashes HA1 with both nonces.
+        ha1 = _h(alg, f"{ha1}:{c.nonce}:{c.cnonce}")
+    ha2 = _h(alg, f"{method}:{c.uri}")
+    if c.qop is None:
+        # RFC 2069 compatibility (RFC 2617 §3.2.2.1), still sent by old phones.
+        return _h(alg, f"{ha1}:{c.nonce}:{ha2}")
+    return _h(alg, f"{ha1}:{c.nonce}:{c.nc}:{c.cnonce}:{c.qop}:{ha2}")

@@ -1,0 +1,140 @@
+"""The `Store` interface every backend implements, and the shared migration loader.
+
+Migrations are SQL files ``migrations/<dialect>/NNNN_name.sql``, applied in version order at
+`open()`, each in its own transaction together with its row in ``schema_migrations``. A file
+must not contain its own BEGIN/COMMIT.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+
+__all__ = ["Binding", "Migration", "Store", "StoreError", "load_migrations"]
+
+_MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+class StoreError(Exception):
+    """The store cannot be used: bad URL, broken migration set, newer schema, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One registrar binding (RFC 3261 §10.3); the key is ``(aor, contact)``."""
+
+    aor: str
+    contact: str
+    expires_at: float  # Unix epoch seconds
+    q: float | None
+    call_id: str
+    cseq: int
+    received: str | None  # where the REGISTER came from, e.g. "udp:203.0.113.5:5062"
+    user_agent: str
+    instance_id: str | None  # RFC 5626 §4.1 +sip.instance
+    reg_id: int | None  # RFC 5626 §4.2 reg-id
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.aor, self.contact)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(dialect: str) -> list[Migration]:
+    """The migrations shipped for `dialect`, in order; versions must run 1, 2, 3, ..."""
+    folder = resources.files("softswitch.store").joinpath("migrations", dialect)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _MIGRATION_RE.fullmatch(entry.name)
+        if match is None:
+            raise StoreError(f"migration file name not NNNN_name.sql: {dialect}/{entry.name}")
+        found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise StoreError(
+                f"{dialect} migrations must be numbered 1, 2, 3, ...: found "
+                f"{migration.version:04d}_{migration.name} where {expected:04d} belongs"
+            )
+    return found
+
+
+class Store(ABC):
+    """Persistent state behind the switch. Methods are batch-oriented: callers buffer."""
+
+    dialect: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations (idempotent on an up-to-date schema)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The highest migration version applied (0 for an empty database)."""
+
+    # Location service -----------------------------------------------------------------
+
+    @abstractmethod
+    async def upsert_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Insert or replace bindings by ``(aor, contact)`` in one transaction; last wins."""
+
+    @abstractmethod
+    async def delete_bindings(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete bindings by ``(aor, contact)``; absent keys are ignored."""
+
+    @abstractmethod
+    async def load_bindings(self) -> list[Binding]:
+        """Every stored binding, expired ones included, ordered by ``(aor, contact)``."""
+
+    @abstractmethod
+    async def purge_expired(self, wall: float) -> int:
+        """Delete bindings with ``expires_at <= wall``; return how many went."""
+
+    # Key/value ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key`, replacing any previous value."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def check_schema_version(dialect: str, applied: int, migrations: Sequence[Migration]) -> None:
+    """Refuse a database migrated by a newer softswitch: its schema is unknown to this one."""
+    latest = migrations[-1].version if migrations else 0
+    if applied > latest:
+        raise StoreError(
+            f"{dialect} schema is at version {applied}, newer than this softswitch knows "
+            f"({latest}); upgrade softswitch instead"
+        )
+

@@ -1,0 +1,196 @@
+"""PostgreSQL store through an asyncpg pool: the production and multi-node backend.
+
+URL: ``postgresql://user[:password]@host:port/db[?schema=NAME&...]``. The optional ``schema``
+parameter is ours (removed before asyncpg sees the URL): every connection of the pool gets
+``search_path = NAME``, and the schema is created when missing. Other query parameters
+(``sslmode``, ...) are passed on to asyncpg.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from softswitch.store.base import (
+    Binding,
+    Store,
+    StoreError,
+    check_schema_version,
+    load_migrations,
+)
+
+__all__ = ["PostgresStore"]
+
+# Lower-case only, so the name needs no quoting in search_path or DDL.
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_COLUMNS = (
+    "aor, contact, expires_at, q, call_id, cseq, received, user_agent, instance_id, reg_id"
+)
+_UPSERT = f"""
+INSERT INTO location_bindings ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (aor, contact) DO UPDATE SET
+    expires_at = excluded.expires_at, q = excluded.q, call_id = excluded.call_id,
+    cseq = excluded.cseq, received = excluded.received, user_agent = excluded.user_agent,
+    instance_id = excluded.instance_id, reg_id = excluded.reg_id
+"""
+_DELETE = """
+DELETE FROM location_bindings AS b
+USING unnest($1::text[], $2::text[]) AS k(aor, contact)
+WHERE b.aor = k.aor AND b.contact = k.contact
+"""
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Remove our ``schema`` query parameter from `url`; return (asyncpg DSN, schema)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    if len(schemas) > 1:
+        raise StoreError("store url: give schema once")
+    schema = schemas[0] if schemas else None
+    if schema is not None and not _SCHEMA_RE.fullmatch(schema):
+        raise StoreError(f"store url: schema {schema!r} must match [a-z_][a-z0-9_]*, ≤ 63 chars")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore(Store):
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self._dsn, self.schema = split_schema(url)
+        self._min_size, self._max_size = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self._dsn)
+        where = f"{parts.hostname}:{parts.port or 5432}{parts.path}"  # no password in logs
+        return f"PostgresStore({where!r}, schema={self.schema!r})"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        if self.schema is not None:
+            await self._ensure_schema(self.schema)
+        settings = {"search_path": self.schema} if self.schema else None
+        pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            server_settings=settings,
+        )
+        self._pool = pool
+        try:
+            await self._migrate()
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+
+    async def _ensure_schema(self, schema: str) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            # Check first: CREATE SCHEMA needs a privilege that a role using an existing
+            # schema may not have.
+            if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _migrate(self) -> None:
+        migrations = load_migrations(self.dialect)
+        async with self.pool.acquire() as conn:
+            # Several nodes may start at once: one migrates while the others wait here, then
+            # find nothing left to do. A session lock spans the per-migration transactions.
+            lock_name = f"softswitch.migrations:{self.schema or 'public'}"
+            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", lock_name)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL)"
+                )
+                applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                check_schema_version(self.dialect, max(applied, default=0), migrations)
+                for m in migrations:
+                    if m.version in applied:
+                        continue
+                    try:
+                        async with conn.transaction():
+                            # No arguments: the simple protocol runs several statements.
+                            await conn.execute(m.sql)
+                            await conn.execute(
+                                "INSERT INTO schema_migrations (version, name, applied_at)"
+                                " VALUES ($1, $2, to_timestamp($3))",
+                                m.version, m.name, time.time(),
+                            )  # fmt: skip
+                    except asyncpg.PostgresError as exc:
+                        raise StoreError(
+                            f"postgres migration {m.version:04d}_{m.name} failed: {exc}"
+                        ) from exc
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_name)
+
+    async def schema_version(self) -> int:
+        version = await self.pool.fetchval("SELECT max(version) FROM schema_migrations")
+        return int(version or 0)
+
+    async def upsert_bindings(self, bindings: Sequence[Binding]) -> None:
+        if not bindings:
+            return
+        rows = [
+            (b.aor, b.contact, b.expires_at, b.q, b.call_id, b.cseq, b.received, b.user_agent,
+             b.instance_id, b.reg_id)
+            for b in bindings
+        ]  # fmt: skip
+        # asyncpg pipelines executemany (no round trip per row): 10,000 rows take ~0.2 s
+        # here. INSERT ... SELECT FROM unnest(arrays) measured ~1.5x faster but needs the
+        # batch deduplicated first (ON CONFLICT may not touch a row twice); here a key
+        # repeated in the batch simply ends with its last row.
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_UPSERT, rows)
+
+    async def delete_bindings(self, keys: Sequence[tuple[str, str]]) -> None:
+        if keys:
+            await self.pool.execute(_DELETE, [k[0] for k in keys], [k[1] for k in keys])
+
+    async def load_bindings(self) -> list[Binding]:
+        # Byte order ("C"), as SQLite sorts: the order must not depend on the backend.
+        rows = await self.pool.fetch(
+            f"SELECT {_COLUMNS} FROM location_bindings"
+            ' ORDER BY aor COLLATE "C", contact COLLATE "C"'
+        )
+        return [Binding(*row) for row in rows]
+
+    async def purge_expired(self, wall: float) -> int:
+        status = await self.pool.execute(
+            "DELETE FROM location_bindings WHERE expires_at <= $1", wall
+        )
+        return int(status.split()[-1])  # command tag "DELETE <count>"
+
+    async def get_meta(self, key: str) -> str | None:
+        value = await self.pool.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key, value,
+        )  # fmt: skip

@@ -1,0 +1,179 @@
+"""SQLite store through aiosqlite: the embedded default (one file, WAL journal)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from softswitch.store.base import (
+    Binding,
+    Store,
+    StoreError,
+    check_schema_version,
+    load_migrations,
+)
+
+__all__ = ["SqliteStore"]
+
+MEMORY = ":memory:"
+
+_COLUMNS = (
+    "aor, contact, expires_at, q, call_id, cseq, received, user_agent, instance_id, reg_id"
+)
+_UPSERT = f"""
+INSERT INTO location_bindings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (aor, contact) DO UPDATE SET
+    expires_at = excluded.expires_at, q = excluded.q, call_id = excluded.call_id,
+    cseq = excluded.cseq, received = excluded.received, user_agent = excluded.user_agent,
+    instance_id = excluded.instance_id, reg_id = excluded.reg_id
+"""
+
+
+def _row(b: Binding) -> tuple[Any, ...]:
+    return (
+        b.aor, b.contact, b.expires_at, b.q, b.call_id, b.cseq, b.received, b.user_agent,
+        b.instance_id, b.reg_id,
+    )  # fmt: skip
+
+
+class SqliteStore(Store):
+    """`path` is a file path (parent folders are created) or ``":memory:"``."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path if path == MEMORY else Path(path).absolute()
+        self._db: aiosqlite.Connection | None = None
+        # One connection: a transaction spans several awaits, so writers take turns.
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write says BEGIN itself.
+        db = await aiosqlite.connect(str(self.path), isolation_level=None)
+        try:
+            # WAL: readers do not block the writer; NORMAL sync is durable across crashes of
+            # the process (only an OS crash may lose the last commits), as WAL docs explain.
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            self._db = db
+            await self._migrate()
+        except BaseException:
+            self._db = None
+            await db.close()
+            raise
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def _applied(self) -> set[int]:
+        rows = await self.db.execute_fetchall("SELECT version FROM schema_migrations")
+        return {int(r[0]) for r in rows}
+
+    async def _migrate(self) -> None:
+        db = self.db
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        migrations = load_migrations(self.dialect)
+        applied = await self._applied()
+        check_schema_version(self.dialect, max(applied, default=0), migrations)
+        for m in migrations:
+            if m.version in applied:
+                continue
+            # executescript cannot bind parameters; version and name come from a validated
+            # file name (digits, [a-z0-9_]). The bookkeeping row goes first so that a second
+            # process racing on the same file fails on the primary key before any DDL.
+            script = (
+                "BEGIN IMMEDIATE;\n"
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                f"VALUES ({m.version}, '{m.name}', {time.time()!r});\n"
+                f"{m.sql}\n;\nCOMMIT;"
+            )
+            try:
+                await db.executescript(script)
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                if m.version in await self._applied():
+                    continue  # applied meanwhile by another process
+                raise StoreError(
+                    f"sqlite migration {m.version:04d}_{m.name} failed: {exc}"
+                ) from exc
+
+    async def schema_version(self) -> int:
+        return max(await self._applied(), default=0)
+
+    async def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany(sql, rows)
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def upsert_bindings(self, bindings: Sequence[Binding]) -> None:
+        if bindings:
+            await self._write(_UPSERT, [_row(b) for b in bindings])
+
+    async def delete_bindings(self, keys: Sequence[tuple[str, str]]) -> None:
+        if keys:
+            sql = "DELETE FROM location_bindings WHERE aor = ? AND contact = ?"
+            await self._write(sql, [(aor, contact) for aor, contact in keys])
+
+    async def load_bindings(self) -> list[Binding]:
+        async with self._lock:
+            rows = await self.db.execute_fetchall(
+                f"SELECT {_COLUMNS} FROM location_bindings ORDER BY aor, contact"
+            )
+        return [Binding(*row) for row in rows]
+
+    async def purge_expired(self, wall: float) -> int:
+        async with self._lock:
+            cursor = await self.db.execute(
+                "DELETE FROM location_bindings WHERE expires_at <= ?", (wall,)
+            )
+            count = cursor.rowcount
+            await cursor.close()
+        return count
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._lock:
+            rows = list(
+                await self.db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+            )
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._lock:
+            await self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

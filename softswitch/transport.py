@@ -1,0 +1,228 @@
+"""SIP transports: the only place that touches sockets for SIP (UDP, TCP, TLS).
+
+Each transport feeds bytes and the two clocks into a handler (the ``SipCore``) and sends what
+it returns. Responses go back per RFC 3261 §18.2.2: on UDP to the address the core computed,
+on TCP/TLS over the connection the request came in on (kept in a table by remote address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from softswitch.sip.errors import SipError
+from softswitch.sip.events import SendMessage
+from softswitch.sip.message import KeepAlive, Peer, StreamParser
+
+__all__ = ["Transports"]
+
+log = logging.getLogger("softswitch.transport")
+
+# Idle stream connections are closed after this long (RFC 5626 keep-alives refresh them).
+STREAM_IDLE_TIMEOUT = 600.0
+
+
+class Core(Protocol):
+    def receive_datagram(
+        self, data: bytes, source: Peer, now: float, wall: float
+    ) -> list[SendMessage]: ...
+
+    def receive_message(self, msg, source: Peer, now: float, wall: float) -> list[SendMessage]: ...
+
+    def malformed(self, exc: SipError, source: Peer, data: bytes = b"") -> list[SendMessage]: ...
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    __slots__ = ("owner", "transport", "loop")
+
+    def __init__(self, owner: Transports) -> None:
+        self.owner = owner
+        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        owner = self.owner
+        if len(data) <= 4 and not data.strip():
+            # RFC 5626 §3.5.1 CRLF keep-alive over UDP (or stray whitespace): nothing to do.
+            return
+        try:
+            out = owner.core.receive_datagram(
+                data, Peer("udp", addr[0], addr[1]), self.loop.time(), time.time()
+            )
+        except Exception:  # a bug must not stop the listener
+            log.exception("error handling datagram from %s:%d", addr[0], addr[1])
+            return
+        if out:
+            owner.send_all(out)
+        owner.after_input()
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One TCP/TLS connection: framing by Content-Length (RFC 3261 §18.3)."""
+
+    def __init__(self, owner: Transports, transport_name: str, max_size: int) -> None:
+        self.owner = owner
+        self.name = transport_name
+        self.parser = StreamParser(max_size=max_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+        self.loop = asyncio.get_running_loop()
+        self.last_seen = self.loop.time()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer(self.name, host, port)
+        self.owner.connections[(self.name, host, port)] = self
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self.owner.connections.pop((self.name, self.peer.host, self.peer.port), None)
+
+    def data_received(self, data: bytes) -> None:
+        owner = self.owner
+        assert self.peer is not None and self.transport is not None
+        self.last_seen = self.loop.time()
+        self.parser.feed(data)
+        out: list[SendMessage] = []
+        while True:
+            try:
+                msg = self.parser.next_message()
+            except SipError as exc:
+                # Framing is lost: answer if we can, then close (RFC 3261 §18.3).
+                out.extend(owner.core.malformed(exc, self.peer))
+                owner.send_all(out)
+                self.transport.close()
+                return
+            if msg is None:
+                break
+            if msg is KeepAlive or isinstance(msg, KeepAlive):
+                self.transport.write(b"\r\n")  # RFC 5626 §3.5.1 pong
+                continue
+            try:
+                out.extend(owner.core.receive_message(msg, self.peer, self.loop.time(), time.time()))
+            except Exception:
+                log.exception("error handling message from %s", self.peer)
+        if out:
+            owner.send_all(out)
+        owner.after_input()
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class Transports:
+    """All listening sockets of the switch, and the way back to peers."""
+
+    def __init__(self, core: Core, *, after_input: Callable[[], None], max_size: int = 65535):
+        self.core = core
+        self.after_input = after_input
+        self.max_size = max_size
+        self.udp: dict[tuple[str, int], _UdpProtocol] = {}
+        self.servers: dict[tuple[str, str, int], asyncio.AbstractServer] = {}
+        self.connections: dict[tuple[str, str, int], _StreamProtocol] = {}
+        self.sockets_dropped = 0
+
+    async def listen(
+        self, transport: str, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
+        """Open one listener; returns the bound (host, port) (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        if transport == "udp":
+            _, proto = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(host, port)
+            )
+            assert proto.transport is not None
+            bound = proto.transport.get_extra_info("sockname")[:2]
+            self.udp[(bound[0], bound[1])] = proto
+        elif transport in ("tcp", "tls"):
+            server = await loop.create_server(
+                lambda: _StreamProtocol(self, transport, self.max_size),
+                host, port, ssl=ssl_context if transport == "tls" else None,
+                reuse_address=True,
+            )
+            bound = server.sockets[0].getsockname()[:2]
+            self.servers[(transport, bound[0], bound[1])] = server
+        else:
+            raise ValueError(f"transport {transport} is not served yet")
+        log.info("listening on %s:%s:%d", transport, bound[0], bound[1])
+        return bound[0], bound[1]
+
+    async def close_listener(self, transport: str, host: str, port: int) -> None:
+        if transport == "udp":
+            proto = self.udp.pop((host, port), None)
+            if proto and proto.transport:
+                proto.transport.close()
+        else:
+            server = self.servers.pop((transport, host, port), None)
+            if server:
+                server.close()
+                await server.wait_closed()
+        log.info("closed %s:%s:%d", transport, host, port)
+
+    def send_all(self, messages: list[SendMessage]) -> None:
+        for m in messages:
+            self.send(m.data, m.dest)
+
+    def send(self, data: bytes, dest: Peer) -> None:
+        if dest.transport == "udp":
+            proto = self._udp_for(dest.host)
+            if proto is not None and proto.transport is not None:
+                proto.transport.sendto(data, (dest.host, dest.port))
+                return
+        else:
+            conn = self.connections.get((dest.transport, dest.host, dest.port))
+            if conn is not None:
+                conn.send(data)
+                return
+        # RFC 3261 §18.2.2 would open a new connection to the sent-by; requests outward arrive
+        # with the B2BUA. Until then a response for a closed connection is dropped.
+        self.sockets_dropped += 1
+
+    def _udp_for(self, host: str) -> _UdpProtocol | None:
+        # Answer from a socket of the same address family; with one UDP listener, that one.
+        if len(self.udp) == 1:
+            return next(iter(self.udp.values()))
+        v6 = ":" in host
+        for (bound_host, _), proto in self.udp.items():
+            if (":" in bound_host) == v6:
+                return proto
+        return next(iter(self.udp.values()), None)
+
+    def close_idle(self, now: float) -> int:
+        n = 0
+        for conn in list(self.connections.values()):
+            if now - conn.last_seen > STREAM_IDLE_TIMEOUT and conn.transport is not None:
+                conn.transport.close()
+                n += 1
+        return n
+
+    async def close(self) -> None:
+        for proto in self.udp.values():
+            if proto.transport:
+                proto.transport.close()
+        self.udp.clear()
+        for conn in list(self.connections.values()):
+            if conn.transport:
+                conn.transport.close()
+        for server in self.servers.values():
+            server.close()
+        for server in self.servers.values():
+            await server.wait_closed()
+        self.servers.clear()
+
+    def listeners(self) -> list[tuple[str, str, int]]:
+        out = [("udp", h, p) for (h, p) in self.udp]
+        out.extend(self.servers)
+        return out

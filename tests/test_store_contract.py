@@ -1,0 +1,290 @@
+"""One contract for every Store backend (run against SQLite and PostgreSQL by the fixtures)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from softswitch.store import (
+    Binding,
+    PostgresStore,
+    SqliteStore,
+    Store,
+    StoreError,
+    open_store,
+)
+from softswitch.store.base import load_migrations
+
+WALL = 1_700_000_000.0
+
+
+def binding(
+    n: int, *, aor: str | None = None, expires_at: float = WALL + 3600, **kw: object
+) -> Binding:
+    fields: dict[str, object] = dict(
+        aor=aor or f"sip:{1000 + n % 50}@example.com",
+        contact=f"<sip:{1000 + n % 50}@198.51.100.{n % 250}:{5060 + n};transport=udp>;ob",
+        expires_at=expires_at,
+        q=0.7 if n % 2 else None,
+        call_id=f"call-{n}@host",
+        cseq=n + 1,
+        received=f"udp:203.0.113.{n % 250}:{40000 + n}" if n % 3 else None,
+        user_agent=f"Phone/{n} ünïcode",
+        instance_id=f'"<urn:uuid:00000000-0000-0000-0000-{n:012d}>"' if n % 4 == 0 else None,
+        reg_id=n % 4 or None,
+    )
+    fields.update(kw)
+    return Binding(**fields)  # type: ignore[arg-type]
+
+
+def by_key(bindings: list[Binding]) -> dict[tuple[str, str], Binding]:
+    return {b.key: b for b in bindings}
+
+
+async def test_migrations_applied_and_idempotent(store: Store, store_url: str) -> None:
+    latest = load_migrations(store.dialect)[-1].version
+    assert latest >= 1
+    assert await store.schema_version() == latest
+    await store.upsert_bindings([binding(1)])
+    # A second open of an up-to-date database applies nothing and keeps the data.
+    again = open_store(store_url)
+    await again.open()
+    try:
+        assert await again.schema_version() == latest
+        assert await again.load_bindings() == [binding(1)]
+    finally:
+        await again.close()
+
+
+async def test_schema_migrations_records_each_version(store: Store) -> None:
+    # Read the bookkeeping table directly: versions and names as shipped, one row each.
+    expected = [(m.version, m.name) for m in load_migrations(store.dialect)]
+    if isinstance(store, SqliteStore):
+        rows = await store.db.execute_fetchall(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        )
+        assert [(r[0], r[1]) for r in rows] == expected
+        assert all(abs(r[2] - time.time()) < 600 for r in rows)
+    else:
+        assert isinstance(store, PostgresStore)
+        rows = await store.pool.fetch(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+        )
+        assert [(r[0], r[1]) for r in rows] == expected
+
+
+async def test_empty_store_loads_nothing(store: Store) -> None:
+    assert await store.load_bindings() == []
+    assert await store.purge_expired(WALL) == 0
+    await store.upsert_bindings([])
+    await store.delete_bindings([])
+    assert await store.load_bindings() == []
+
+
+async def test_upsert_inserts_and_round_trips_every_field(store: Store) -> None:
+    rows = [binding(n) for n in range(12)]
+    await store.upsert_bindings(rows)
+    loaded = await store.load_bindings()
+    assert by_key(loaded) == by_key(rows)
+    # Types survive the round trip (not only equal values): floats stay floats, ints ints.
+    for b in loaded:
+        assert isinstance(b.expires_at, float)
+        assert isinstance(b.cseq, int)
+        assert b.q is None or isinstance(b.q, float)
+
+
+async def test_load_orders_by_aor_then_contact(store: Store) -> None:
+    if isinstance(store, PostgresStore):
+        # Give the columns a linguistic collation (as an en_US database would) so that an
+        # ORDER BY relying on the column collation sorts "B" after "a" and the test sees it.
+        icu = await store.pool.fetchval(
+            "SELECT collname FROM pg_collation WHERE collname = 'en-US-x-icu'"
+        )
+        if icu:
+            for column in ("aor", "contact"):
+                await store.pool.execute(
+                    f'ALTER TABLE location_bindings ALTER COLUMN {column} TYPE text COLLATE "{icu}"'
+                )
+    rows = [
+        binding(1, aor="sip:b@x", contact="<sip:Z@h>"),
+        binding(2, aor="sip:a@x", contact="<sip:b@h>"),
+        binding(3, aor="sip:B@x", contact="<sip:a@h>"),
+        binding(4, aor="sip:a@x", contact="<sip:B@h>"),
+    ]
+    await store.upsert_bindings(rows)
+    # Byte order on both backends, whatever the database collation.
+    assert [b.key for b in await store.load_bindings()] == sorted(b.key for b in rows)
+
+
+async def test_upsert_updates_existing_key(store: Store) -> None:
+    first = binding(1)
+    await store.upsert_bindings([first, binding(2)])
+    refreshed = dataclasses.replace(
+        first, expires_at=WALL + 7200.25, q=None, cseq=99, call_id="other",
+        received=None, user_agent="", instance_id=None, reg_id=None,
+    )  # fmt: skip
+    await store.upsert_bindings([refreshed])
+    loaded = by_key(await store.load_bindings())
+    assert len(loaded) == 2
+    assert loaded[first.key] == refreshed
+    assert loaded[binding(2).key] == binding(2)
+
+
+async def test_upsert_same_key_twice_in_one_batch_last_wins(store: Store) -> None:
+    first = binding(1)
+    second = dataclasses.replace(first, cseq=first.cseq + 1, expires_at=WALL + 10)
+    await store.upsert_bindings([first, binding(2), second])
+    loaded = by_key(await store.load_bindings())
+    assert loaded[first.key] == second
+    assert len(loaded) == 2
+
+
+async def test_delete_removes_only_given_keys(store: Store) -> None:
+    rows = [binding(n) for n in range(6)]
+    await store.upsert_bindings(rows)
+    # The same contact under another AOR must survive: the key is the pair.
+    twin = dataclasses.replace(rows[0], aor="sip:other@example.com")
+    await store.upsert_bindings([twin])
+    await store.delete_bindings([rows[0].key, rows[3].key, ("sip:nobody@x", "<sip:n@x>")])
+    left = by_key(await store.load_bindings())
+    assert set(left) == {b.key for b in rows if b not in (rows[0], rows[3])} | {twin.key}
+
+
+async def test_purge_expired_counts_and_keeps_live_ones(store: Store) -> None:
+    expired = [binding(n, expires_at=WALL - n) for n in range(5)]
+    at_limit = binding(10, expires_at=WALL)  # expires_at == wall: gone (0 s left)
+    live = [binding(n, expires_at=WALL + 0.5 + n) for n in range(20, 25)]
+    await store.upsert_bindings([*expired, at_limit, *live])
+    assert await store.purge_expired(WALL) == 6
+    assert by_key(await store.load_bindings()) == by_key(live)
+    assert await store.purge_expired(WALL) == 0
+
+
+async def test_ten_thousand_bindings_in_one_batch(store: Store) -> None:
+    rows = [
+        binding(n, aor=f"sip:{n}@example.com", expires_at=WALL + n) for n in range(10_000)
+    ]
+    start = time.perf_counter()
+    await store.upsert_bindings(rows)
+    elapsed = time.perf_counter() - start
+    # Generous bound for a shared 2-core machine; measured 0.05 s (SQLite), 0.2 s (PostgreSQL).
+    assert elapsed < 5.0, f"10,000-binding upsert took {elapsed:.2f}s"
+    assert len(await store.load_bindings()) == 10_000
+    # Update all of them in one more batch, then purge half.
+    await store.upsert_bindings([dataclasses.replace(b, cseq=b.cseq + 1) for b in rows])
+    loaded = await store.load_bindings()
+    assert all(b.cseq == n + 2 for n, b in sorted((int(b.aor[4:-12]), b) for b in loaded))
+    assert await store.purge_expired(WALL + 4_999) == 5_000
+    await store.delete_bindings([b.key for b in rows[5_000:7_000]])
+    assert len(await store.load_bindings()) == 3_000
+
+
+async def test_meta_get_set(store: Store) -> None:
+    assert await store.get_meta("nonce_secret") is None
+    await store.set_meta("nonce_secret", "abc")
+    await store.set_meta("other", "")
+    assert await store.get_meta("nonce_secret") == "abc"
+    await store.set_meta("nonce_secret", "déf")
+    assert await store.get_meta("nonce_secret") == "déf"
+    assert await store.get_meta("other") == ""
+
+
+async def test_reopen_keeps_data(store: Store, store_url: str) -> None:
+    rows = [binding(n) for n in range(30)]
+    await store.upsert_bindings(rows)
+    await store.delete_bindings([rows[0].key])
+    await store.set_meta("k", "v")
+    await store.close()
+    # A new Store object on the same file/schema, as after a restart.
+    restarted = open_store(store_url)
+    await restarted.open()
+    try:
+        assert by_key(await restarted.load_bindings()) == by_key(rows[1:])
+        assert await restarted.get_meta("k") == "v"
+    finally:
+        await restarted.close()
+
+
+async def test_use_before_open_is_an_error(store_url: str) -> None:
+    unopened = open_store(store_url)
+    with pytest.raises(StoreError):
+        await unopened.load_bindings()
+    await unopened.close()  # closing an unopened store is harmless
+
+
+async def test_newer_schema_is_refused(store: Store, store_url: str) -> None:
+    latest = await store.schema_version()
+    if isinstance(store, SqliteStore):
+        await store.db.execute(
+            "INSERT INTO schema_migrations VALUES (?, 'from_the_future', 0)", (latest + 1,)
+        )
+    else:
+        assert isinstance(store, PostgresStore)
+        await store.pool.execute(
+            "INSERT INTO schema_migrations VALUES ($1, 'from_the_future', now())", latest + 1
+        )
+    await store.close()
+    with pytest.raises(StoreError, match="newer"):
+        await open_store(store_url).open()
+
+
+# URL parsing (no database needed) ------------------------------------------------------
+
+
+def test_open_store_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///var/softswitch.db")
+    assert isinstance(relative, SqliteStore)
+    assert relative.path == tmp_path / "var" / "softswitch.db"
+    absolute = open_store("sqlite:////srv/x/db.sqlite")
+    assert isinstance(absolute, SqliteStore) and absolute.path == Path("/srv/x/db.sqlite")
+    memory = open_store("sqlite://:memory:")
+    assert isinstance(memory, SqliteStore) and memory.path == ":memory:"
+
+
+async def test_sqlite_relative_path_creates_parent_dirs_and_uses_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///var/deep/softswitch.db")
+    async with store:
+        assert isinstance(store, SqliteStore)
+        (mode,) = list(await store.db.execute_fetchall("PRAGMA journal_mode"))[0]
+        (fk,) = list(await store.db.execute_fetchall("PRAGMA foreign_keys"))[0]
+        assert (mode, fk) == ("wal", 1)
+    assert (tmp_path / "var" / "deep" / "softswitch.db").is_file()
+
+
+async def test_sqlite_memory_store_works() -> None:
+    async with open_store("sqlite://:memory:") as store:
+        await store.upsert_bindings([binding(1)])
+        assert await store.load_bindings() == [binding(1)]
+
+
+def test_open_store_postgres_urls() -> None:
+    store = open_store("postgres://u:secret@db:5433/sw?schema=tenant_1&sslmode=disable")
+    assert isinstance(store, PostgresStore)
+    assert store.schema == "tenant_1"
+    assert "schema" not in store._dsn and "sslmode=disable" in store._dsn
+    assert "secret" not in repr(store)
+    assert isinstance(open_store("postgresql://u@h/db"), PostgresStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h/db",
+        "sqlite:",
+        "sqlite://",
+        "sqlite:///",
+        "sqlite://relative.db",
+        "postgresql://u@h/db?schema=Bad-Name",
+        "postgresql://u@h/db?schema=a&schema=b",
+    ],
+)
+def test_open_store_rejects_bad_urls(url: str) -> None:
+    with pytest.raises(StoreError):
+        open_store(url)
