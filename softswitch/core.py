@@ -156,7 +156,10 @@ class SipCore:
             elif cls is RequestReceived:
                 out.extend(self._on_request(ev.txn, ev.request, ev.source, now, wall))
             elif cls is CancelReceived:
-                resp = make_response(ev.txn.request, 487, "Request Terminated")
+                # RFC 3261 §9.2: 487 to the INVITE, tagged like any final response.
+                txn = ev.txn
+                resp = make_response(txn.request, 487, "Request Terminated",
+                                     to_tag=txn.to_tag or _local_tag(txn.request))
                 out.extend(self._respond(ev.txn, resp, now))
             elif cls is AckReceived:
                 pass  # ACK for a 2xx: no dialogs yet
@@ -220,6 +223,10 @@ class SipCore:
             c.auth_failures += 1
         elif kind == "blocked":
             c.blocked += 1
+
+
+def _local_tag(request: Request) -> str:
+    return format(hash((request.call_id, request.cseq.seq, "tag")) & 0xFFFFFFFF, "08x")
 
 
 def _status_class(status: int) -> str:

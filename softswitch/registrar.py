@@ -16,7 +16,7 @@ from softswitch.location import LocationService
 from softswitch.sip.digest import DigestAuthenticator, parse_credentials
 from softswitch.sip.errors import SipError
 from softswitch.sip.message import Peer, Request, Response, make_response
-from softswitch.sip.uri import SipURI, parse_name_addr
+from softswitch.sip.uri import SipURI
 from softswitch.store.base import Binding
 
 __all__ = ["AuthThrottle", "Registrar", "RegistrarSettings", "RegisterOutcome"]
@@ -181,7 +181,6 @@ class Registrar:
         self, request: Request, source: Peer, wall: float, aor: str
     ) -> tuple[Response, RegisterOutcome]:
         s = self.settings
-        contacts_raw = request.headers.values("Contact")
         header_expires = _int_or_none(request.headers.get("Expires"))
         if request.headers.get("Expires") is not None and header_expires is None:
             raise SipError(400, "Bad Expires header", message=request)
@@ -190,10 +189,15 @@ class Registrar:
         existing = self.location.bindings_of(aor)
         kind = "queried"
         changed: list[str] = []
+        try:
+            star = request.contact_star
+            contacts = request.contacts
+        except SipError as exc:
+            raise SipError(400, f"Bad Contact header: {exc.reason}", message=request) from None
 
-        if contacts_raw == ["*"] or (contacts_raw and contacts_raw[0].strip() == "*"):
+        if star:
             # RFC 3261 §10.3 step 6: "*" only alone, only with Expires: 0.
-            if len(contacts_raw) != 1 or header_expires != 0:
+            if contacts or header_expires != 0:
                 raise SipError(400, "Contact: * needs Expires: 0 and no other contact",
                                message=request)
             for contact, b in list(existing.items()):
@@ -202,13 +206,13 @@ class Registrar:
                 self.location.remove(aor, contact)
                 changed.append(contact)
             kind = "unregistered"
-        elif contacts_raw:
+        elif contacts:
             parsed = []
-            for raw in contacts_raw:
+            for na in contacts:
                 try:
-                    na = parse_name_addr(raw)
+                    key = str(na.uri)
                 except SipError as exc:
-                    raise SipError(400, f"Bad Contact header: {exc.reason}",
+                    raise SipError(400, f"Bad Contact URI: {exc.reason}",
                                    message=request) from None
                 exp = _int_or_none(na.params.get("expires"))
                 if exp is None:
@@ -221,18 +225,16 @@ class Registrar:
                     )
                     return resp, RegisterOutcome("rejected", aor)
                 exp = min(exp, s.max_expires)
-                parsed.append((na, exp))
+                parsed.append((na, key, exp))
             # RFC 3261 §10.3 step 7: ordering by Call-ID/CSeq before changing anything.
-            for na, _exp in parsed:
-                key = str(na.uri)
+            for _na, key, _exp in parsed:
                 b = existing.get(key)
                 if b is not None and b.call_id == call_id and cseq <= b.cseq:
                     raise SipError(400, "CSeq out of order for this Call-ID", message=request)
             received = f"{source.transport}:{source.host}:{source.port}"
             user_agent = request.headers.get("User-Agent") or ""
             adds = 0
-            for na, exp in parsed:
-                key = str(na.uri)
+            for na, key, exp in parsed:
                 instance = na.params.get("+sip.instance")
                 reg_id = _int_or_none(na.params.get("reg-id"))
                 if exp == 0:
