@@ -25,6 +25,7 @@ from softswitch.sip.message import (
     Peer,
     Request,
     Response,
+    _answerable,
     make_response,
     parse_message,
     response_destination,
@@ -112,7 +113,8 @@ class SipCore:
             return []
         try:
             stamp_via(req, source.host, source.port)
-            resp = make_response(req, exc.status, exc.reason, headers=exc.headers)
+            resp = make_response(req, exc.status, exc.reason, to_tag=_local_tag(req),
+                                 headers=exc.headers)
             dest = response_destination(req.top_via, source)
         except SipError:
             c.dropped += 1
@@ -137,7 +139,8 @@ class SipCore:
             return self._process(events, now, wall)
         except SipError as exc:
             if exc.message is None and isinstance(msg, Request):
-                exc.message = msg
+                # Only answerable with Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
+                exc.message = _answerable(msg)
             return self.malformed(exc, source)
 
     def handle_timer(self, now: float, wall: float) -> list[SendMessage]:
@@ -180,16 +183,17 @@ class SipCore:
             elif method == "OPTIONS":
                 resp = self._options(req)
             else:
-                resp = make_response(req, 405, "Method Not Allowed",
+                resp = make_response(req, 405, "Method Not Allowed", to_tag=_local_tag(req),
                                      headers=[("Allow", self._allow)])
         except SipError as exc:
             self.counters.parse_errors[exc.status] += 1
-            resp = make_response(req, exc.status, exc.reason, headers=exc.headers)
+            resp = make_response(req, exc.status, exc.reason, to_tag=_local_tag(req),
+                                 headers=exc.headers)
         return self._respond(txn, resp, now)
 
     def _options(self, req: Request) -> Response:
         # RFC 3261 §11.2: capabilities of the switch itself.
-        return make_response(req, 200, "OK", headers=[
+        return make_response(req, 200, "OK", to_tag=_local_tag(req), headers=[
             ("Allow", self._allow),
             ("Accept", ACCEPT),
             ("Accept-Encoding", "identity"),
@@ -226,7 +230,10 @@ class SipCore:
 
 
 def _local_tag(request: Request) -> str:
-    return format(hash((request.call_id, request.cseq.seq, "tag")) & 0xFFFFFFFF, "08x")
+    # RFC 3261 §8.2.6.2: every response but 100 tags To; stable across retransmissions.
+    # Raw header values, so a malformed CSeq being answered cannot raise here.
+    raw = (request.headers.get("Call-ID"), request.headers.get("CSeq"), "tag")
+    return format(hash(raw) & 0xFFFFFFFF, "08x")
 
 
 def _status_class(status: int) -> str:

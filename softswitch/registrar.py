@@ -161,7 +161,9 @@ class Registrar:
         return make_response(request, status, None, to_tag=_tag(request), headers=hdrs)
 
     # -- REGISTER ---------------------------------------------------------------------------
-    def handle(self, request: Request, source: Peer, wall: float) -> tuple[Response, RegisterOutcome]:
+    def handle(
+        self, request: Request, source: Peer, wall: float
+    ) -> tuple[Response, RegisterOutcome]:
         username, challenge, outcome = self.authenticate(request, source, wall)
         if challenge is not None:
             assert outcome is not None
@@ -200,9 +202,10 @@ class Registrar:
             if contacts or header_expires != 0:
                 raise SipError(400, "Contact: * needs Expires: 0 and no other contact",
                                message=request)
-            for contact, b in list(existing.items()):
-                if b.call_id == call_id and cseq <= b.cseq:
-                    continue
+            # Same Call-ID with an old CSeq aborts the whole update: nothing is removed.
+            if any(b.call_id == call_id and cseq <= b.cseq for b in existing.values()):
+                raise SipError(400, "CSeq out of order for this Call-ID", message=request)
+            for contact in list(existing):
                 self.location.remove(aor, contact)
                 changed.append(contact)
             kind = "unregistered"
@@ -231,9 +234,23 @@ class Registrar:
                 b = existing.get(key)
                 if b is not None and b.call_id == call_id and cseq <= b.cseq:
                     raise SipError(400, "CSeq out of order for this Call-ID", message=request)
+            # RFC 3261 §10.3 step 7: all updates or none, so check the contact limit against
+            # the outcome (live bindings only; RFC 5626 §6 replacements free a slot) first.
+            flows = {k: (b.instance_id, b.reg_id) for k, b in existing.items()
+                     if b.expires_at > wall}
+            for na, key, exp in parsed:
+                if exp == 0:
+                    flows.pop(key, None)
+                    continue
+                flow = (na.params.get("+sip.instance"), _int_or_none(na.params.get("reg-id")))
+                if flow[0]:
+                    flows = {k: f for k, f in flows.items() if k == key or f != flow}
+                flows[key] = flow
+            if len(flows) > s.max_contacts:
+                resp = make_response(request, 403, "Too Many Contacts", to_tag=_tag(request))
+                return resp, RegisterOutcome("rejected", aor)
             received = f"{source.transport}:{source.host}:{source.port}"
             user_agent = request.headers.get("User-Agent") or ""
-            adds = 0
             for na, key, exp in parsed:
                 instance = na.params.get("+sip.instance")
                 reg_id = _int_or_none(na.params.get("reg-id"))
@@ -247,13 +264,6 @@ class Registrar:
                     for other, ob in list(self.location.bindings_of(aor).items()):
                         if other != key and ob.instance_id == instance and ob.reg_id == reg_id:
                             self.location.remove(aor, other)
-                if key not in self.location.bindings_of(aor):
-                    adds += 1
-                    if len(self.location.bindings_of(aor)) >= s.max_contacts:
-                        resp = make_response(
-                            request, 403, "Too Many Contacts", to_tag=_tag(request)
-                        )
-                        return resp, RegisterOutcome("rejected", aor)
                 q = _float_or_none(na.params.get("q"))
                 self.location.put(Binding(
                     aor=aor, contact=key, expires_at=wall + exp, q=q, call_id=call_id,
@@ -267,9 +277,27 @@ class Registrar:
         for b in self.location.lookup(aor, wall):
             remaining = max(0, int(b.expires_at - wall + 0.5))
             headers.append(("Contact", f"<{b.contact}>;expires={remaining}"))
+        if kind == "registered" and _binds_outbound_flow(request):
+            # RFC 5626 §6: confirm that outbound applies to this flow; without it the UA
+            # (PJSIP: "SIP outbound status ... is not active") takes it as unsupported.
+            headers.append(("Require", "outbound"))
         headers.append(("Server", self.server))
         resp = make_response(request, 200, "OK", to_tag=_tag(request), headers=headers)
         return resp, RegisterOutcome(kind, aor, tuple(changed))
+
+
+def _binds_outbound_flow(request: Request) -> bool:
+    """RFC 5626 §6: a UA supporting outbound binds a flow (+sip.instance and reg-id) directly
+    with us (no Path: we are its first hop). RFC 3261 §8.2.2.3: Require only what it supports."""
+    if "Path" in request.headers:
+        return False
+    if "outbound" not in (v.lower() for v in request.headers.values("Supported")):
+        return False
+    return any(
+        na.params.get("+sip.instance") and na.params.get("reg-id")
+        and na.params.get("expires") != "0"
+        for na in request.contacts
+    )
 
 
 def _tag(request: Request) -> str:

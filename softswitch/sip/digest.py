@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -87,54 +88,31 @@ class AuthResult:
     reason: str = ""
 
 
-def _unquote(value: str) -> str:
-    # RFC 3261 §25.1 quoted-pair: a backslash escapes the next character.
-    out: list[str] = []
-    i, n = 0, len(value)
-    while i < n:
-        c = value[i]
-        if c == "\\" and i + 1 < n:
-            out.append(value[i + 1])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+# RFC 7616 §3.4 auth-param: token "=" ( token / quoted-string ), comma separated.
+_PARAM_RE = re.compile(
+    r'[ \t]*([A-Za-z0-9_.!%*+`\'~-]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^ \t,"]*))[ \t]*(,|$)',
+    re.DOTALL,
+)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _parse_params(text: str) -> dict[str, str]:
     """Split ``k=v, k="v, with comma"`` into a dict (names lower-cased)."""
     params: dict[str, str] = {}
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " \t,":
-            i += 1
-        if i >= n:
-            break
-        eq = text.find("=", i)
-        if eq < 0:
-            raise ValueError("parameter without value")
-        name = text[i:eq].strip().lower()
-        if not name:
-            raise ValueError("empty parameter name")
-        i = eq + 1
-        while i < n and text[i] in " \t":
-            i += 1
-        if i < n and text[i] == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            if j >= n:
-                raise ValueError("unterminated quoted string")
-            value = _unquote(text[i + 1 : j])
-            i = j + 1
+    pos, end = 0, len(text.rstrip(" \t"))
+    match = _PARAM_RE.match
+    while pos < end:
+        m = match(text, pos)
+        if m is None:
+            raise ValueError(f"malformed parameter at offset {pos}")
+        name, quoted, plain, _sep = m.groups()
+        if quoted is not None:
+            # RFC 3261 §25.1 quoted-pair: a backslash escapes the next character.
+            value = _QUOTED_PAIR_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
         else:
-            j = text.find(",", i)
-            if j < 0:
-                j = n
-            value = text[i:j].strip()
-            i = j
-        params[name] = value
+            value = plain
+        params[name.lower()] = value
+        pos = m.end()
     return params
 
 

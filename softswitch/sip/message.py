@@ -206,6 +206,35 @@ class Headers:
                     out.append(part)
         return out
 
+    def _replace_first(self, key: str, value: str) -> None:
+        """Replace the value of the first `key` field in place (index and order kept).
+
+        Parsed views in `_cache` are left for the caller to refresh: only it knows which
+        of them depend on this field.
+        """
+        lines = self._lines
+        if self._items is None and lines is not None:
+            for i, line in enumerate(lines):
+                name, colon, _ = line.partition(":")
+                info = _NAMES.get(name)
+                if info is None:
+                    try:
+                        info = _name_info(name)
+                    except SipError:
+                        continue
+                if colon and info[0] == key:
+                    lines[i] = f"{info[1]}: {value}"
+                    break
+        else:
+            items = self._all()
+            for i, (info, _old) in enumerate(items):
+                if info[0] == key:
+                    items[i] = (info, value)
+                    break
+        index = self._index
+        if index is not None and index.get(key):
+            index[key][0] = value
+
     def count(self, name: str) -> int:
         return len(self._idx().get(self._key(name), ()))
 
@@ -899,15 +928,13 @@ def stamp_via(request: Request, host: str, port: int) -> None:
     if wants_rport:
         new.params["rport"] = str(port)
     headers = request.headers
-    items = headers._all()
-    for i, (info, value) in enumerate(items):
-        if info[0] == "via":
-            rest = split_top(value, ",")[1:]
-            items[i] = (info, ",".join([str(new), *rest]))
-            break
-    headers._index = None
-    headers._cache.clear()
-    headers._cache["top_via"] = new
+    line = headers._idx()["via"][0]
+    rest = split_top(line, ",")[1:] if "," in line else ()
+    headers._replace_first("via", ",".join([str(new), *rest]) if rest else str(new))
+    # Only the Via views change; From/To/CSeq... parsed by the validator stay cached.
+    cache = headers._cache
+    cache.pop("vias", None)
+    cache["top_via"] = new
 
 
 def _same_host(a: str, b: str) -> bool:
