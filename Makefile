@@ -27,8 +27,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check softswitch acd media reporting tests benchmarks
 	$(BIN)/mypy softswitch
 
+# Benchmarks (not tests): figures go to benchmarks/RESULTS.md by hand, with the command.
 bench: $(BIN)/.installed peers
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_parser.py
+	$(BIN)/python benchmarks/bench_transaction.py
+	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_directory.py
+	$(BIN)/python benchmarks/bench_register.py --targets softswitch,kamailio --duration 30
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

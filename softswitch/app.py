@@ -391,7 +391,9 @@ class Switch:
         }
 
     # -- helpers ----------------------------------------------------------------------------
-    def _log_registration(self, kind: str, aor: str, source: Peer, contacts: tuple[str, ...]) -> None:
+    def _log_registration(
+        self, kind: str, aor: str, source: Peer, contacts: tuple[str, ...]
+    ) -> None:
         log.info("%s user=%s from=%s:%s:%d contacts=%s", kind, aor, source.transport,
                  source.host, source.port, ",".join(contacts))
 

@@ -131,8 +131,9 @@ class SipCore:
                 events = self.transactions.receive_response(msg, source, now)
                 return self._process(events, now, wall)
             self.counters.requests[msg.method] += 1
-            stamp_via(msg, source.host, source.port)
+            # Validate first: it parses the Vias once, and stamp_via reuses that parse.
             check_request(msg, allowed=ALLOWED, supported=SUPPORTED)
+            stamp_via(msg, source.host, source.port)
             if self.tracer.active:
                 self.tracer.request(msg, source)
             events = self.transactions.receive_request(msg, source, now)

@@ -148,16 +148,22 @@ class Registrar:
                     result.username, source.host, source.port, result.reason,
                     " (address blocked)" if blocked else "",
                 )
-                resp = self._challenge(request, wall, status, challenge_header, stale=False)
+                # The same nonce again, stale=false: "wrong credentials" beyond doubt. A fresh
+                # nonce reads as a new challenge to PJSIP, which answers it again (5 failures
+                # per attempt, enough to get its address blocked) and reports a stale error.
+                ours = self.auth.nonce_age(creds.nonce, wall) is not None
+                resp = self._challenge(request, wall, status, challenge_header, stale=False,
+                                       nonce=creds.nonce if ours else None)
                 return None, resp, RegisterOutcome("auth_failed", result.username)
             stale = stale or result.stale
         resp = self._challenge(request, wall, status, challenge_header, stale=stale)
         return None, resp, RegisterOutcome("challenged")
 
     def _challenge(
-        self, request: Request, wall: float, status: int, header: str, *, stale: bool
+        self, request: Request, wall: float, status: int, header: str, *, stale: bool,
+        nonce: str | None = None,
     ) -> Response:
-        hdrs = [(header, c) for c in self.auth.challenges(wall, stale=stale)]
+        hdrs = [(header, c) for c in self.auth.challenges(wall, stale=stale, nonce=nonce)]
         return make_response(request, status, None, to_tag=_tag(request), headers=hdrs)
 
     # -- REGISTER ---------------------------------------------------------------------------

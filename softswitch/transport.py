@@ -110,7 +110,9 @@ class _StreamProtocol(asyncio.Protocol):
                 self.transport.write(b"\r\n")  # RFC 5626 §3.5.1 pong
                 continue
             try:
-                out.extend(owner.core.receive_message(msg, self.peer, self.loop.time(), time.time()))
+                out.extend(
+                    owner.core.receive_message(msg, self.peer, self.loop.time(), time.time())
+                )
             except Exception:
                 log.exception("error handling message from %s", self.peer)
         if out:

@@ -192,9 +192,14 @@ class DigestAuthenticator:
         return now - _NONCE_STRUCT.unpack(stamp)[0] / 1000.0
 
     # -- challenges -----------------------------------------------------------------------
-    def challenges(self, now: float, *, stale: bool = False) -> list[str]:
-        """One challenge per offered algorithm, most preferred first (RFC 7616 §3.7)."""
-        nonce = self.make_nonce(now)
+    def challenges(
+        self, now: float, *, stale: bool = False, nonce: str | None = None
+    ) -> list[str]:
+        """One challenge per offered algorithm, most preferred first (RFC 7616 §3.7).
+
+        ``nonce`` re-issues one of ours (after wrong credentials) instead of a fresh one.
+        """
+        nonce = nonce or self.make_nonce(now)
         tail = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={alg}, qop="auth"{tail}'
@@ -220,8 +225,9 @@ class DigestAuthenticator:
             return AuthResult(False, user, failure=True, reason=f"qop {creds.qop}")
         age = self.nonce_age(creds.nonce, now)
         if age is None:
-            # A nonce we never issued (or one from before a secret change): not stale, since a
-            # correct response over it cannot be told apart from a forged one.
+            # A nonce we did not issue (or issued under an older secret): challenge afresh
+            # with stale=true so a phone with the right password retries without prompting.
+            # Not counted as a failure: no password was tested.
             return AuthResult(False, user, failure=False, stale=True, reason="unknown nonce")
         ha1 = lookup(user, base_alg)
         if ha1 is None:

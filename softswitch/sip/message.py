@@ -933,7 +933,9 @@ def stamp_via(request: Request, host: str, port: int) -> None:
     headers._replace_first("via", ",".join([str(new), *rest]) if rest else str(new))
     # Only the Via views change; From/To/CSeq... parsed by the validator stay cached.
     cache = headers._cache
-    cache.pop("vias", None)
+    vias = cache.get("vias")
+    if vias:
+        cache["vias"] = [new, *vias[1:]]
     cache["top_via"] = new
 
 
