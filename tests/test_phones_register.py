@@ -268,3 +268,45 @@ async def test_bindings_survive_restart(setup: SwitchSetup) -> None:
                 await second.stop()
     finally:
         await first.stop()
+
+
+async def test_reload_adds_a_user_a_phone_can_register_as(
+    setup: SwitchSetup, switch: Switch
+) -> None:
+    """`softswitch reload` (the real console script) makes a new user live; a broken file is
+    refused with its errors while the phones already registered keep refreshing."""
+    async with Phone("early") as early, Phone("newcomer") as newcomer:
+        ev = await early.register("1001", "pw1001", setup.registrar)
+        assert ev["event"] == "registered", ev
+        ev = await newcomer.register("1003", "pw1003", setup.registrar)
+        assert ev["event"] == "reg_failed" and ev["code"] in (401, 403), ev
+
+        text = setup.config.read_text()
+        setup.config.write_text(text + '\n[[users]]\nextension = "1003"\npassword = "pw1003"\n')
+        out = await run_cli(setup, "reload")
+        assert out[0] == 0 and "users +1" in out[1], out
+        ev = await newcomer.register("1003", "pw1003", setup.registrar)
+        assert ev["event"] == "registered" and ev["code"] == 200, ev
+
+        setup.config.write_text(setup.config.read_text().replace(
+            'extension = "1003"', 'extension = "10 03"'
+        ) + "\n[registrar]\nmin_expires = -5\n")
+        code, out_text, err_text = await run_cli(setup, "reload")
+        assert code == 1, (out_text, err_text)
+        assert "refused" in err_text and "users[2].extension" in err_text, err_text
+        assert "registrar.min_expires" in err_text, err_text
+        # The running config stays: 1003 still authenticates, 1001 refreshes.
+        ev = await early.register("1001", "pw1001", setup.registrar)
+        assert ev["event"] == "registered" and ev["code"] == 200, ev
+        text, lines = await softswitch_status(setup)
+        assert {line.user for line in lines} == {"1001", "1003"}, text
+
+
+async def run_cli(setup: SwitchSetup, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(SOFTSWITCH), *args, "--url", setup.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30.0)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
