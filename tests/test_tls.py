@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.switchkit import HOST, TIMEOUT, TcpClient, options, register, running_switch, write_config
+from tests.switchkit import (
+    HOST,
+    TIMEOUT,
+    TcpClient,
+    options,
+    register,
+    running_switch,
+    write_config,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
