@@ -181,11 +181,17 @@ class Switch:
             self._http.should_exit = True
             with contextlib.suppress(Exception):
                 await self._http.shutdown()
-        await self._flush()
-        if self.store is not None:
-            await self.store.close()
-        log.info("stopped")
-        self._stopped.set()
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("final write of bindings failed; %d changes not stored",
+                          len(self.location.take_changes()[0]))
+        finally:
+            if self.store is not None:
+                with contextlib.suppress(Exception):
+                    await self.store.close()
+            log.info("stopped")
+            self._stopped.set()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -205,10 +205,11 @@ class SipCore:
 
     def _respond(self, txn: ServerTransaction, resp: Response, now: float) -> list[SendMessage]:
         self.counters.responses_sent[_status_class(resp.status)] += 1
-        sends = self.transactions.send_response(txn, resp, now)
-        if self.tracer.active and sends:
-            self.tracer.response(resp, sends[0].dest)
-        return [ev for ev in sends if type(ev) is SendMessage]
+        out = [ev for ev in self.transactions.send_response(txn, resp, now)
+               if isinstance(ev, SendMessage)]
+        if self.tracer.active and out:
+            self.tracer.response(resp, out[0].dest)
+        return out
 
     def _send_stateless(self, resp: Response, dest: Peer) -> SendMessage:
         self.counters.responses_sent[_status_class(resp.status)] += 1

@@ -300,7 +300,9 @@ def challenge_params(value: str) -> dict[str, str]:
             re.findall(r'([A-Za-z-]+)=(?:"([^"]*)"|([^,\s]+))', value[7:])}
 
 
-def challenge_for(resp: Response, algorithm: str, header: str = "WWW-Authenticate") -> dict[str, str]:
+def challenge_for(
+    resp: Response, algorithm: str, header: str = "WWW-Authenticate"
+) -> dict[str, str]:
     for value in resp.headers.getall(header):
         params = challenge_params(value)
         if params.get("algorithm", "MD5").upper() == algorithm.upper():

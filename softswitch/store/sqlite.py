@@ -128,6 +128,12 @@ class SqliteStore(Store):
         return max(await self._applied(), default=0)
 
     async def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        # BEGIN/COMMIT run in aiosqlite's thread whatever happens to the awaiting task: a
+        # caller cancelled mid-write (stop() cancels the flush loop) must not leave the
+        # transaction open for the next write, so the write finishes regardless.
+        await asyncio.shield(self._write_locked(sql, rows))
+
+    async def _write_locked(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         async with self._lock:
             db = self.db
             await db.execute("BEGIN IMMEDIATE")
