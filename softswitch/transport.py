@@ -8,7 +8,9 @@ on TCP/TLS over the connection the request came in on (kept in a table by remote
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -24,6 +26,19 @@ log = logging.getLogger("softswitch.transport")
 
 # Idle stream connections are closed after this long (RFC 5626 keep-alives refresh them).
 STREAM_IDLE_TIMEOUT = 600.0
+
+
+# A burst of registrations (a site's phones rebooting together) must queue, not drop: ask
+# for a large UDP receive buffer (the kernel caps it at net.core.rmem_max).
+UDP_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def _grow_buffers(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER_BYTES)
 
 
 class Core(Protocol):
@@ -146,6 +161,7 @@ class Transports:
                 lambda: _UdpProtocol(self), local_addr=(host, port)
             )
             assert proto.transport is not None
+            _grow_buffers(proto.transport.get_extra_info("socket"))
             bound = proto.transport.get_extra_info("sockname")[:2]
             self.udp[(bound[0], bound[1])] = proto
         elif transport in ("tcp", "tls"):
