@@ -72,9 +72,9 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class Switch:
-    def __init__(self, config_path: str | Path) -> None:
+    def __init__(self, config_path: str | Path, config: Config | None = None) -> None:
         self.config_path = Path(config_path)
-        self.config: Config = load_config(self.config_path)
+        self.config: Config = config if config is not None else load_config(self.config_path)
         self.store: Store | None = None
         self.core: SipCore | None = None
         self.transports: Transports | None = None

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from softswitch.config import ConfigError, load_config
+from softswitch.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = "conf/softswitch.toml"
 
@@ -71,20 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _load(config: str) -> Config | None:
+    """The config, or None after printing every error (exit status 1 for the caller)."""
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        print(f"{config}: invalid configuration ({len(exc.errors)} errors)", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{config}: {exc}", file=sys.stderr)
+    return None
+
+
 def _run(config: str) -> int:
     from softswitch.app import Switch, configure_logging
 
-    try:
-        switch = Switch(config)
-    except ConfigError as exc:
-        print(f"{config}: invalid configuration", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
+    cfg = _load(config)
+    if cfg is None:
         return 1
-    except OSError as exc:
-        print(f"{config}: {exc}", file=sys.stderr)
-        return 1
-    configure_logging(switch.config.log.level)
+    switch = Switch(config, cfg)
+    configure_logging(cfg.log.level)
     try:
         import uvloop
 
@@ -100,15 +107,8 @@ def _run(config: str) -> int:
 
 
 def _check(config: str) -> int:
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        print(f"{config}: invalid configuration ({len(exc.errors)} errors)", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{config}: {exc}", file=sys.stderr)
+    cfg = _load(config)
+    if cfg is None:
         return 1
     print(f"{config}: OK ({len(cfg.users)} users, files: "
           f"{', '.join(str(f) for f in cfg.files)})")
