@@ -117,6 +117,10 @@ def test_config_is_immutable(tmp_path: Path) -> None:
             '[sip]\nlisten = ["tcp:127.0.0.1:5070", "ws:127.0.0.1:5070"]',
             "sip.listen[1]: same TCP socket as sip.listen[0]",
         ),
+        (
+            '[sip]\nlisten = ["udp:127.0.0.1:5060", "ws:127.0.0.1:8088"]',
+            "sip.listen[1]: SIP over WebSocket (ws) is not served yet",
+        ),
         ('[sip]\nlisten = ["tls:127.0.0.1:5061"]', "sip.tls_certificate: required by"),
         ('[sip]\ntls_private_key = "missing.pem"', "sip.tls_private_key: file not found"),
         ('[sip]\ndomain = "exa mple.com"', "sip.domain: "),
