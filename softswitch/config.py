@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 TRANSPORTS = ("udp", "tcp", "tls", "ws")
+SERVED_TRANSPORTS = ("udp", "tcp", "tls")
 # Transports that bind a TCP socket: two of them cannot share one address.
 _STREAM_TRANSPORTS = frozenset({"tcp", "tls", "ws"})
 ALGORITHMS = ("MD5", "SHA-256")
@@ -137,7 +138,10 @@ def parse_listen(entry: str) -> Listener:
 
 
 def _listen_entry(value: str) -> str:
-    parse_listen(value)
+    if parse_listen(value).transport not in SERVED_TRANSPORTS:
+        # PBX-2's WebSocket transport (RFC 7118) arrives with the web layer; refuse it here
+        # rather than let `run` fail on a file that `check-config` accepted.
+        raise ValueError("SIP over WebSocket (ws) is not served yet; use udp, tcp or tls")
     return value
 
 
