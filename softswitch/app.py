@@ -20,8 +20,11 @@ from typing import Any
 
 import uvicorn
 
+from media.relay import RtpRelay
+from softswitch.b2bua import B2bua, Bridge, ReleaseMedia, WriteCdr
 from softswitch.config import Config, ConfigError, load_config
 from softswitch.core import SipCore
+from softswitch.dialplan import Dialplan
 from softswitch.directory import Directory
 from softswitch.location import LocationService
 from softswitch.registrar import AuthThrottle, Registrar, RegistrarSettings
@@ -94,6 +97,11 @@ class Switch:
         self._reload_lock = asyncio.Lock()
         self.bound: list[tuple[str, str, int]] = []
         self.http_bound: tuple[str, int] | None = None
+        self.relay: RtpRelay | None = None
+        self.b2bua: B2bua | None = None
+        self._cdr_tasks: set[asyncio.Task[None]] = set()
+        self.cdrs_written = 0
+        self.cdrs_failed = 0
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,6 +130,15 @@ class Switch:
             max_message_bytes=cfg.sip.max_message_bytes, tracer=self.tracer,
             on_registration=self._log_registration,
         )
+        low, high = cfg.media.port_range
+        self.relay = RtpRelay(cfg.media.address, low, high, loop)
+        self.b2bua = B2bua(
+            self.core.transactions, registrar, Dialplan(self.directory), self.location,
+            self.relay.allocate, domain=cfg.sip.domain, media_address=cfg.media.address,
+            ring_timeout=float(cfg.calls.ring_timeout_s), timers=timers,
+            server=cfg.sip.user_agent,
+        )
+        self.core.b2bua = self.b2bua
         self.transports = Transports(
             self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
         )
@@ -130,6 +147,8 @@ class Switch:
                 lst.transport, lst.host, lst.port, self._ssl_context(cfg)
             )
             self.bound.append((lst.transport, host, port))
+            # Our sent-by and Contact for requests the B2BUA sends over this transport.
+            self.b2bua.local.setdefault(lst.transport, (host, port))
         await self._start_http(cfg)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="expiry-sweep"))
@@ -170,6 +189,14 @@ class Switch:
         log.info("stopping")
         if self._timer is not None:
             self._timer.cancel()
+        if self.b2bua is not None and self.core is not None and self.transports is not None:
+            # Live calls end with BYE (or a final response) and their CDRs are written.
+            loop = asyncio.get_running_loop()
+            out = self.core.split(self.b2bua.hangup_all("shutdown", loop.time(), time.time()))
+            self.transports.send_all(out)
+            self._run_commands()
+            if self._cdr_tasks:
+                await asyncio.gather(*self._cdr_tasks, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -187,6 +214,8 @@ class Switch:
             log.exception("final write of bindings failed; %d changes not stored",
                           len(self.location.take_changes()[0]))
         finally:
+            if self.relay is not None:
+                self.relay.close()
             if self.store is not None:
                 with contextlib.suppress(Exception):
                     await self.store.close()
@@ -225,6 +254,8 @@ class Switch:
     def _rearm(self) -> None:
         """Keep one timer at the core's earliest deadline (called after every input)."""
         assert self.core is not None
+        if self.core.commands:
+            self._run_commands()
         when = self.core.get_timer()
         if when is None:
             return
@@ -247,6 +278,54 @@ class Switch:
         except Exception:
             log.exception("error in SIP timer")
         self._rearm()
+
+    def _run_commands(self) -> None:
+        """Carry out what the B2BUA asked of the relay and the store."""
+        assert self.core is not None
+        commands, self.core.commands = self.core.commands, []
+        for cmd in commands:
+            try:
+                if type(cmd) is Bridge:
+                    assert self.relay is not None
+                    self.relay.bridge(cmd.port_a, cmd.a, cmd.port_b, cmd.b)
+                elif type(cmd) is ReleaseMedia:
+                    assert self.relay is not None
+                    for port in cmd.ports:
+                        self.relay.release(port)
+                elif type(cmd) is WriteCdr:
+                    task = asyncio.ensure_future(self._write_cdr(cmd))
+                    self._cdr_tasks.add(task)
+                    task.add_done_callback(self._cdr_tasks.discard)
+            except Exception:
+                log.exception("B2BUA command %r failed", cmd)
+
+    async def _write_cdr(self, cmd: WriteCdr) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.store.write_cdr(cmd.cdr)
+            self.cdrs_written += 1
+        except Exception:
+            self.cdrs_failed += 1
+            log.exception("CDR not written: %s", cmd.cdr)
+
+    def _check_media(self, now: float, wall: float) -> None:
+        """RTP inactivity ends a dead call: an answered leg silent for media.inactivity_s."""
+        if self.b2bua is None or self.relay is None or self.core is None:
+            return
+        limit = self.config.media.inactivity_s
+        out = []
+        for call in list(self.b2bua.calls.values()):
+            if call.state != "answered":
+                continue
+            last = [self.relay.last_rx(p) for p in (call.a_port, call.b_port)]
+            if any(t is not None and now - t > limit for t in last):
+                log.info("call %d: no RTP for %ds, hanging up", call.id, limit)
+                out.extend(self.core.split(self.b2bua.hangup(call, "rtp_timeout", now, wall)))
+        if out and self.transports is not None:
+            self.transports.send_all(out)
+        if out or self.core.commands:
+            self._rearm()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -278,6 +357,10 @@ class Switch:
             for b in self.location.sweep(wall):
                 log.info("registration expired user=%s contact=%s", b.aor, b.contact)
             self.throttle.sweep(wall)
+            try:
+                self._check_media(asyncio.get_running_loop().time(), wall)
+            except Exception:
+                log.exception("media inactivity check failed")
             if self.transports is not None:
                 self.transports.close_idle(asyncio.get_running_loop().time())
 
@@ -311,6 +394,10 @@ class Switch:
                 f"users +{len(diff.added)} -{len(diff.removed)} ~{len(diff.changed)}"
             )
         self.directory = directory
+        if self.b2bua is not None:
+            # New calls route with the new dialplan; calls in progress keep their legs.
+            self.b2bua.dialplan = Dialplan(directory)
+            self.b2bua.ring_timeout = float(new.calls.ring_timeout_s)
         registrar = self.core.registrar
         registrar.directory = directory
         registrar.settings = _registrar_settings(new)

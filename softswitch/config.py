@@ -31,11 +31,13 @@ from pydantic import (
 
 __all__ = [
     "AuthConfig",
+    "CallsConfig",
     "Config",
     "ConfigError",
     "HttpConfig",
     "Listener",
     "LogConfig",
+    "MediaConfig",
     "RegistrarConfig",
     "SipConfig",
     "StoreConfig",
@@ -354,6 +356,30 @@ class UserConfig(_Model):
         return self
 
 
+def _port_range(value: str) -> str:
+    from media.relay import parse_port_range
+
+    parse_port_range(value)
+    return value
+
+
+class MediaConfig(_Model):
+    # RTP on even ports, RTCP on the odd port above (RFC 3550 §11); pairs come from here.
+    rtp_ports: Annotated[str, AfterValidator(_port_range)] = "20000-29999"
+    address: Annotated[str, AfterValidator(_check_host)] = "127.0.0.1"
+    inactivity_s: PositiveInt = 60  # no RTP on a leg this long ends an answered call
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        from media.relay import parse_port_range
+
+        return parse_port_range(self.rtp_ports)
+
+
+class CallsConfig(_Model):
+    ring_timeout_s: Annotated[float | int, Field(gt=0)] = 30  # unanswered calls get 480
+
+
 class Config(_Model):
     sip: SipConfig = SipConfig()
     registrar: RegistrarConfig = RegistrarConfig()
@@ -361,6 +387,8 @@ class Config(_Model):
     http: HttpConfig = HttpConfig()
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
+    media: MediaConfig = MediaConfig()
+    calls: CallsConfig = CallsConfig()
     users: tuple[UserConfig, ...] = ()
 
     _source_path: Path = PrivateAttr(default=Path("."))

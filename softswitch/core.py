@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from softswitch.registrar import Registrar
 from softswitch.sip.errors import SipError
@@ -18,6 +19,7 @@ from softswitch.sip.events import (
     AckReceived,
     CancelReceived,
     RequestReceived,
+    ResponseReceived,
     SendMessage,
     TransactionTimedOut,
 )
@@ -31,16 +33,20 @@ from softswitch.sip.message import (
     response_destination,
     stamp_via,
 )
-from softswitch.sip.transaction import ServerTransaction, TransactionLayer
+from softswitch.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 from softswitch.sip.validate import check_request
 from softswitch.trace import Tracer
+
+if TYPE_CHECKING:
+    from softswitch.b2bua import B2bua
 
 __all__ = ["ALLOWED", "SUPPORTED", "SipCore", "SipCounters"]
 
 log = logging.getLogger("softswitch.sip")
 
-# What this switch serves today; INVITE and friends arrive with the B2BUA.
-ALLOWED = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL"})
+# What this switch serves; UPDATE and INFO only inside a call's dialog (RFC 3311, RFC 6086).
+ALLOWED = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "INVITE", "BYE", "UPDATE", "INFO"})
+_CALL_METHODS = frozenset({"INVITE", "BYE", "UPDATE", "INFO"})
 SUPPORTED = frozenset({"path", "outbound"})
 ACCEPT = "application/sdp"
 
@@ -86,6 +92,10 @@ class SipCore:
         self.tracer = tracer or Tracer()
         self.counters = SipCounters()
         self.on_registration = on_registration
+        # Calls (set by the app); None answers INVITE and friends 405 as before.
+        self.b2bua: B2bua | None = None
+        # B2BUA commands other than SendMessage (media, CDR) for the adapter to carry out.
+        self.commands: list[object] = []
         self._allow = ", ".join(sorted(ALLOWED))
         self._supported = ", ".join(sorted(SUPPORTED))
 
@@ -145,10 +155,28 @@ class SipCore:
             return self.malformed(exc, source)
 
     def handle_timer(self, now: float, wall: float) -> list[SendMessage]:
-        return self._process(self.transactions.handle_timer(now), now, wall)
+        out = self._process(self.transactions.handle_timer(now), now, wall)
+        if self.b2bua is not None:
+            out.extend(self.split(self.b2bua.handle_timer(now, wall)))
+        return out
 
     def get_timer(self) -> float | None:
-        return self.transactions.get_timer()
+        when = self.transactions.get_timer()
+        if self.b2bua is not None:
+            other = self.b2bua.get_timer()
+            if other is not None and (when is None or other < when):
+                when = other
+        return when
+
+    def split(self, commands: list) -> list[SendMessage]:
+        """B2BUA output: what to send now; the rest waits in `commands` for the adapter."""
+        out: list[SendMessage] = []
+        for c in commands:
+            if type(c) is SendMessage:
+                out.append(c)
+            else:
+                self.commands.append(c)
+        return out
 
     # -- dispatch ---------------------------------------------------------------------------
     def _process(self, events: list, now: float, wall: float) -> list[SendMessage]:
@@ -160,15 +188,25 @@ class SipCore:
             elif cls is RequestReceived:
                 out.extend(self._on_request(ev.txn, ev.request, ev.source, now, wall))
             elif cls is CancelReceived:
+                if self.b2bua is not None and self.b2bua.owns(ev.txn):
+                    out.extend(self.split(self.b2bua.on_cancel(ev.txn, now, wall)))
+                    continue
                 # RFC 3261 §9.2: 487 to the INVITE, tagged like any final response.
                 txn = ev.txn
                 resp = make_response(txn.request, 487, "Request Terminated",
                                      to_tag=txn.to_tag or _local_tag(txn.request))
                 out.extend(self._respond(ev.txn, resp, now))
             elif cls is AckReceived:
-                pass  # ACK for a 2xx: no dialogs yet
+                if self.b2bua is not None:  # the ACK for a 2xx belongs to its dialog
+                    out.extend(self.split(self.b2bua.on_ack(ev.request, now, wall)))
+            elif cls is ResponseReceived:
+                if self.b2bua is not None:
+                    out.extend(self.split(self.b2bua.on_response(ev.txn, ev.response, now,
+                                                                 wall)))
             elif cls is TransactionTimedOut:
                 log.debug("transaction timed out: %r", ev.txn)
+                if self.b2bua is not None and isinstance(ev.txn, ClientTransaction):
+                    out.extend(self.split(self.b2bua.on_timeout(ev.txn, now, wall)))
         return out
 
     def _on_request(
@@ -181,6 +219,17 @@ class SipCore:
                 self._count_outcome(outcome.kind)
                 if outcome.kind in ("registered", "unregistered") and self.on_registration:
                     self.on_registration(outcome.kind, outcome.aor, source, outcome.contacts)
+            elif method in _CALL_METHODS and self.b2bua is not None:
+                if req.to.tag is not None:  # RFC 3261 §12.2.2: inside a dialog
+                    cmds = self.b2bua.on_in_dialog(txn, req, source, now, wall)
+                elif method == "INVITE":
+                    cmds = self.b2bua.on_invite(txn, req, source, now, wall)
+                else:
+                    # RFC 3261 §12.2.2 / §15.1.2: BYE, UPDATE, INFO need a dialog.
+                    resp = make_response(req, 481, "Call/Transaction Does Not Exist",
+                                         to_tag=_local_tag(req))
+                    return self._respond(txn, resp, now)
+                return self.split(cmds)
             elif method == "OPTIONS":
                 resp = self._options(req)
             else:

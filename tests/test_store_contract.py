@@ -16,7 +16,7 @@ from softswitch.store import (
     StoreError,
     open_store,
 )
-from softswitch.store.base import load_migrations
+from softswitch.store.base import Cdr, CdrFilter, load_migrations
 
 WALL = 1_700_000_000.0
 
@@ -288,3 +288,32 @@ def test_open_store_postgres_urls() -> None:
 def test_open_store_rejects_bad_urls(url: str) -> None:
     with pytest.raises(StoreError):
         open_store(url)
+
+
+def cdr(n: int, **kw: object) -> Cdr:
+    answered = WALL + n + 2.5 if n % 2 == 0 else None
+    fields: dict[str, object] = dict(
+        call_id=f"call-{n}@host", caller=f"10{n % 3:02d}", callee="1002",
+        started_at=WALL + n, answered_at=answered, ended_at=WALL + n + 10.25,
+        duration=10.25, billable=7.75 if answered else 0.0,
+        disposition="answered" if answered else "busy",
+        hangup_cause="bye" if answered else "486", hangup_side="caller",
+    )
+    fields.update(kw)
+    return Cdr(**fields)  # type: ignore[arg-type]
+
+
+async def test_cdrs_round_trip_newest_first_with_filters_and_paging(store: Store) -> None:
+    assert await store.list_cdrs() == []
+    rows = [cdr(n) for n in range(7)]
+    for row in rows:
+        await store.write_cdr(row)
+    newest_first = sorted(rows, key=lambda c: -c.started_at)
+    assert await store.list_cdrs() == newest_first
+    assert await store.list_cdrs(limit=2, offset=1) == newest_first[1:3]
+    busy = await store.list_cdrs(CdrFilter(disposition="busy"))
+    assert busy == [c for c in newest_first if c.disposition == "busy"]
+    assert await store.list_cdrs(CdrFilter(caller="1001", since=WALL + 3)) == [
+        c for c in newest_first if c.caller == "1001" and c.started_at >= WALL + 3]
+    got = (await store.list_cdrs(CdrFilter(call_id="call-4@host")))[0]
+    assert isinstance(got.answered_at, float) and got.answered_at == WALL + 6.5

@@ -49,7 +49,7 @@ async def assert_options_ok(client: Client, port: int) -> Response:
     assert resp.call_id == call_id
     allow = {m.strip() for m in (resp.headers.get("Allow") or "").split(",")}
     assert {"REGISTER", "OPTIONS"} <= allow
-    assert "INVITE" not in allow  # not served yet
+    assert {"INVITE", "ACK", "BYE", "CANCEL"} <= allow  # calls (issue 3)
     assert resp.headers.get("Accept")
     assert resp.headers.get("Supported") is not None
     assert resp.to.tag, "RFC 3261 §8.2.6.2: a UAS response carries a To tag"
@@ -203,7 +203,7 @@ async def test_require_unknown_extension_is_420_with_unsupported(
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-@pytest.mark.parametrize(("method", "status"), [("INVITE", 405), ("FOO", 501)])
+@pytest.mark.parametrize(("method", "status"), [("SUBSCRIBE", 405), ("FOO", 501)])
 async def test_method_not_served_lists_allow(
     env: tuple[SwitchFiles, Switch], kind: str, method: str, status: int
 ) -> None:
@@ -216,7 +216,7 @@ async def test_method_not_served_lists_allow(
         assert {"REGISTER", "OPTIONS"} <= allow and method not in allow
         assert resp.to.tag, "RFC 3261 §8.2.6.2: final responses carry a To tag"
         text = await metrics(files)
-        label = method if method == "INVITE" else "other"
+        label = method if method == "SUBSCRIBE" else "other"
         assert metric(text, "softswitch_sip_requests_total", {"method": label}) == 1
     finally:
         await client.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
 
-__all__ = ["Binding", "Migration", "Store", "StoreError", "load_migrations"]
+__all__ = ["Binding", "Cdr", "CdrFilter", "Migration", "Store", "StoreError", "load_migrations"]
 
 _MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -41,6 +41,56 @@ class Binding:
     @property
     def key(self) -> tuple[str, str]:
         return (self.aor, self.contact)
+
+
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    """One call detail record: one per call, written when the call ends."""
+
+    call_id: str  # Call-ID of the caller's leg
+    caller: str
+    callee: str
+    started_at: float  # Unix epoch seconds: INVITE received
+    answered_at: float | None  # 2xx sent to the caller; None when never answered
+    ended_at: float
+    duration: float  # ended_at - started_at, seconds
+    billable: float  # ended_at - answered_at, seconds (0 when unanswered)
+    disposition: str  # answered, busy, rejected, no_answer, cancelled, not_found, ...
+    hangup_cause: str  # "bye", a SIP status such as "486", "ring_timeout", "rtp_timeout"
+    hangup_side: str  # caller, callee or switch
+
+
+@dataclass(frozen=True, slots=True)
+class CdrFilter:
+    """Equality filters for `Store.list_cdrs`; None matches anything."""
+
+    caller: str | None = None
+    callee: str | None = None
+    disposition: str | None = None
+    call_id: str | None = None
+    since: float | None = None  # started_at >= since
+    until: float | None = None  # started_at < until
+
+
+CDR_COLUMNS = (
+    "call_id, caller, callee, started_at, answered_at, ended_at, duration, billable, "
+    "disposition, hangup_cause, hangup_side"
+)
+
+
+def cdr_where(f: CdrFilter, placeholder: str) -> tuple[str, list[object]]:
+    """A WHERE clause (or "") and its arguments; `placeholder` is "?" or "$" (numbered)."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for column, op, value in (("caller", "=", f.caller), ("callee", "=", f.callee),
+                              ("disposition", "=", f.disposition), ("call_id", "=", f.call_id),
+                              ("started_at", ">=", f.since), ("started_at", "<", f.until)):
+        if value is None:
+            continue
+        args.append(value)
+        mark = "?" if placeholder == "?" else f"${len(args)}"
+        clauses.append(f"{column} {op} {mark}")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +165,17 @@ class Store(ABC):
     @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store `value` under `key`, replacing any previous value."""
+
+    # Call detail records -------------------------------------------------------------
+
+    @abstractmethod
+    async def write_cdr(self, cdr: Cdr) -> None:
+        """Append one call detail record."""
+
+    @abstractmethod
+    async def list_cdrs(self, filters: CdrFilter | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Cdr]:
+        """Records matching `filters`, newest first (by started_at, then call_id)."""
 
     async def __aenter__(self) -> Store:
         await self.open()

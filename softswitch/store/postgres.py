@@ -16,9 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from softswitch.store.base import (
+    CDR_COLUMNS,
     Binding,
+    Cdr,
+    CdrFilter,
     Store,
     StoreError,
+    cdr_where,
     check_schema_version,
     load_migrations,
 )
@@ -194,3 +198,22 @@ class PostgresStore(Store):
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             key, value,
         )  # fmt: skip
+
+    async def write_cdr(self, cdr: Cdr) -> None:
+        await self.pool.execute(
+            f"INSERT INTO cdr ({CDR_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            cdr.call_id, cdr.caller, cdr.callee, cdr.started_at, cdr.answered_at, cdr.ended_at,
+            cdr.duration, cdr.billable, cdr.disposition, cdr.hangup_cause, cdr.hangup_side,
+        )  # fmt: skip
+
+    async def list_cdrs(self, filters: CdrFilter | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Cdr]:
+        where, args = cdr_where(filters or CdrFilter(), "$")
+        n = len(args)
+        rows = await self.pool.fetch(
+            f"SELECT {CDR_COLUMNS} FROM cdr{where}"
+            f' ORDER BY started_at DESC, call_id COLLATE "C" DESC LIMIT ${n + 1} OFFSET ${n + 2}',
+            *args, limit, offset,
+        )
+        return [Cdr(*row) for row in rows]

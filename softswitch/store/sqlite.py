@@ -12,9 +12,13 @@ from typing import Any
 import aiosqlite
 
 from softswitch.store.base import (
+    CDR_COLUMNS,
     Binding,
+    Cdr,
+    CdrFilter,
     Store,
     StoreError,
+    cdr_where,
     check_schema_version,
     load_migrations,
 )
@@ -183,3 +187,21 @@ class SqliteStore(Store):
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    async def write_cdr(self, cdr: Cdr) -> None:
+        marks = ", ".join("?" * 11)
+        await self._write(f"INSERT INTO cdr ({CDR_COLUMNS}) VALUES ({marks})", [_cdr_row(cdr)])
+
+    async def list_cdrs(self, filters: CdrFilter | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Cdr]:
+        where, args = cdr_where(filters or CdrFilter(), "?")
+        sql = (f"SELECT {CDR_COLUMNS} FROM cdr{where} ORDER BY started_at DESC, call_id DESC"
+               " LIMIT ? OFFSET ?")
+        async with self._lock:
+            rows = await self.db.execute_fetchall(sql, [*args, limit, offset])
+        return [Cdr(*row) for row in rows]
+
+
+def _cdr_row(c: Cdr) -> tuple[Any, ...]:
+    return (c.call_id, c.caller, c.callee, c.started_at, c.answered_at, c.ended_at, c.duration,
+            c.billable, c.disposition, c.hangup_cause, c.hangup_side)

@@ -1,0 +1,716 @@
+"""The back-to-back user agent, sans-I/O: each call is two legs with dialogs of their own.
+
+The A leg is the caller's INVITE (we are its UAS); the B leg is one INVITE per registered
+contact of the callee, sent in parallel (we are their UAC). The first 2xx wins; the other
+branches get CANCEL (RFC 3261 §9.1, §16.7 step 10). Media is anchored: each leg gets an RTP
+port pair on the switch (`allocate`), the SDP each side sees names the switch (RFC 3264 §5,
+§6), and the relay bridges the two ports.
+
+Inputs are the transaction layer's events plus `now` (monotonic, for timers) and `wall`
+(Unix time, for the CDR); every input returns commands: `SendMessage` for the transport,
+`Bridge` / `ReleaseMedia` for the relay, `WriteCdr` for the store. One timer per B2BUA:
+`get_timer()` / `handle_timer(now, wall)` (ring timeouts and 2xx retransmissions).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from media.relay import LegMedia
+from softswitch.dialplan import Dialplan, NotFound
+from softswitch.location import LocationService
+from softswitch.offer_answer import (
+    Capabilities,
+    Negotiated,
+    accept_answer,
+    answer_offer,
+    make_offer,
+)
+from softswitch.registrar import Registrar
+from softswitch.sdp import SdpError, SessionDescription, make_origin, parse_sdp
+from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState
+from softswitch.sip.errors import SipError
+from softswitch.sip.events import SendMessage
+from softswitch.sip.message import Peer, Request, Response, make_response
+from softswitch.sip.timers import Timers
+from softswitch.sip.transaction import (
+    ClientTransaction,
+    ServerTransaction,
+    TransactionLayer,
+    new_branch,
+)
+from softswitch.sip.uri import Via
+from softswitch.store.base import Cdr
+
+__all__ = ["B2bua", "Bridge", "Call", "Command", "ReleaseMedia", "WriteCdr"]
+
+log = logging.getLogger("softswitch.b2bua")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """Connect relay ports `port_a` (facing the caller) and `port_b` (facing the callee)."""
+
+    port_a: int
+    a: LegMedia
+    port_b: int
+    b: LegMedia
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseMedia:
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCdr:
+    cdr: Cdr
+
+
+Command = SendMessage | Bridge | ReleaseMedia | WriteCdr
+
+
+@dataclass(eq=False, slots=True)
+class Branch:
+    """One INVITE of the B leg, to one registered contact."""
+
+    call: Call
+    dest: Peer
+    invite: Request
+    txn: ClientTransaction | None = None
+    provisional: bool = False
+    done: bool = False
+    cancel_pending: bool = False
+    final: int = 0
+    dialog: Dialog | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """Both legs of one call and what the CDR needs."""
+
+    id: int
+    a_txn: ServerTransaction
+    a_invite: Request
+    a_peer: Peer
+    a_tag: str
+    caller: str
+    callee: str
+    started_at: float
+    state: str = "routing"  # routing, ringing, answered, ended
+    a_port: int = 0
+    b_port: int = 0
+    a_answer: SessionDescription | None = None
+    a_neg: Negotiated | None = None
+    b_offer: SessionDescription | None = None
+    b_neg: Negotiated | None = None
+    a_dialog: Dialog | None = None
+    a_ack: AckWait | None = None
+    a_last_2xx: Response | None = None
+    branches: list[Branch] = field(default_factory=list)
+    winner: Branch | None = None
+    ring_deadline: float | None = None
+    sent_provisional: set[int] = field(default_factory=set)
+    answered_at: float | None = None
+    answered_mono: float | None = None
+    ended_at: float | None = None
+    disposition: str = ""
+    cause: str = ""
+    side: str = ""
+
+    @property
+    def call_id(self) -> str:
+        return self.a_invite.call_id
+
+
+# Best final response among failed branches (RFC 3261 §16.7 step 6, simplified): a 6xx
+# ends the search; busy beats "not there"; otherwise the lowest status.
+def _rank(status: int) -> tuple[int, int]:
+    if status >= 600:
+        return (0, status)
+    if status == 486:
+        return (1, status)
+    return (2, status)
+
+
+_DISPOSITIONS = {486: "busy", 600: "busy", 603: "rejected", 404: "not_found",
+                 480: "unavailable", 408: "no_answer", 487: "cancelled", 488: "not_acceptable"}
+
+
+class B2bua:
+    """Every call of the switch; see the module docstring for the I/O contract."""
+
+    def __init__(
+        self,
+        transactions: TransactionLayer,
+        registrar: Registrar,
+        dialplan: Dialplan,
+        location: LocationService,
+        allocate: Callable[[], int | None],
+        *,
+        domain: str,
+        media_address: str,
+        ring_timeout: float = 30.0,
+        timers: Timers | None = None,
+        server: str = "softswitch",
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self.transactions = transactions
+        self.registrar = registrar
+        self.dialplan = dialplan
+        self.location = location
+        self.allocate = allocate
+        self.domain = domain
+        self.media_address = media_address
+        self.ring_timeout = ring_timeout
+        self.timers = timers or Timers()
+        self.server = server
+        self.capabilities = capabilities or Capabilities()
+        # Our sent-by per transport ("udp" -> (host, port)); set once listeners are bound.
+        self.local: dict[str, tuple[str, int]] = {}
+        self.calls: dict[int, Call] = {}
+        self._ids = itertools.count(1)
+        self._by_a_txn: dict[ServerTransaction, Call] = {}
+        self._by_client: dict[ClientTransaction, Branch] = {}
+        self._by_dialog: dict[DialogId, tuple[Call, str]] = {}
+        self._relayed: dict[ClientTransaction, tuple[ServerTransaction, Call]] = {}
+        self._timers: list[tuple[float, int, int]] = []  # (when, seq, call id), lazy
+        self._seq = itertools.count()
+        self.completed = 0
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _via(self, transport: str) -> Via:
+        host, port = self.local.get(transport) or self.local.get("udp") or ("127.0.0.1", 5060)
+        return Via(transport.upper(), host, port, {"branch": new_branch(), "rport": None})
+
+    def _contact(self, transport: str) -> str:
+        host, port = self.local.get(transport) or self.local.get("udp") or ("127.0.0.1", 5060)
+        suffix = "" if transport == "udp" else f";transport={transport}"
+        return f"<sip:switch@{host}:{port}{suffix}>"
+
+    def _respond_a(self, call: Call, status: int, reason: str | None, now: float, *,
+                   headers: list[tuple[str, str]] | None = None,
+                   body: bytes = b"") -> list[Command]:
+        resp = make_response(call.a_invite, status, reason, to_tag=call.a_tag,
+                             headers=headers or [], body=body)
+        return self._send_response(call.a_txn, resp, now)
+
+    def _send_response(self, txn: ServerTransaction, resp: Response,
+                       now: float) -> list[Command]:
+        try:
+            events = self.transactions.send_response(txn, resp, now)
+        except Exception:  # the transaction ended meanwhile (e.g. Timer L)
+            return [SendMessage(resp.to_bytes(), txn.dest)]
+        return [e for e in events if isinstance(e, SendMessage)]
+
+    def _arm(self, call: Call, when: float) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), call.id))
+
+    def owns(self, txn: ServerTransaction) -> bool:
+        return txn in self._by_a_txn
+
+    # -- A leg: new INVITE ------------------------------------------------------------------
+    def on_invite(self, txn: ServerTransaction, req: Request, source: Peer, now: float,
+                  wall: float) -> list[Command]:
+        """An out-of-dialog INVITE from a phone (RFC 3261 §13.3)."""
+        username, challenge, _ = self.registrar.authenticate(
+            req, source, wall, header="Proxy-Authorization")  # RFC 3261 §22.3: 407
+        if challenge is not None:
+            return self._send_response(txn, challenge, now)
+        assert username is not None
+        tag = secrets.token_hex(6)
+        uri = req.uri
+        dialled = getattr(uri, "user", None) or getattr(uri, "number", None) or ""
+        call = Call(next(self._ids), txn, req, source, tag, username, dialled, wall)
+        self.calls[call.id] = call
+        self._by_a_txn[txn] = call
+        try:
+            offer = parse_sdp(req.body) if req.body else None
+        except SdpError:
+            offer = None
+        if offer is None:
+            # No offer (or an unreadable one): RFC 3261 §13.3.1 lets us refuse what we cannot
+            # anchor; a late offer (offer in the 2xx) is not supported yet.
+            return self._fail(call, 488, "Not Acceptable Here", now, wall)
+        route = self.dialplan.resolve(dialled)
+        if isinstance(route, NotFound):
+            return self._fail(call, 404, "Not Found", now, wall)
+        call.callee = route.user
+        bindings = self.location.lookup(route.user, wall)
+        if not bindings:
+            return self._fail(call, 480, "Temporarily Unavailable", now, wall)
+        a_port = self.allocate()
+        b_port = self.allocate() if a_port is not None else None
+        if a_port is None or b_port is None:
+            call.a_port = a_port or 0
+            return self._fail(call, 503, "Service Unavailable", now, wall, cause="no_ports")
+        call.a_port, call.b_port = a_port, b_port
+        # RFC 3264 §6: our answer to the caller, at our port facing it.
+        answered = answer_offer(offer, address=self.media_address, port=a_port,
+                                origin=make_origin(self.media_address),
+                                capabilities=self.capabilities)
+        if answered is None:
+            return self._fail(call, 488, "Not Acceptable Here", now, wall)
+        call.a_answer, call.a_neg = answered
+        # The callee is offered the caller's codec first, then what else we can transcode.
+        first = call.a_neg.codec
+        others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
+        caps = Capabilities((first, *others), self.capabilities.telephone_event,
+                            self.capabilities.ptime)
+        call.b_offer = make_offer(address=self.media_address, port=b_port,
+                                  origin=make_origin(self.media_address), capabilities=caps)
+        out: list[Command] = []
+        from_display = req.from_.display
+        display = (from_display or "").strip().strip('"')
+        user = self.registrar.directory.lookup(username)
+        if not display and user is not None:
+            display = user.name
+        max_forwards = req.max_forwards
+        for b in bindings:
+            dest = _peer_of(b.received)
+            if dest is None:
+                continue
+            branch = Branch(call, dest, self._b_invite(call, b.contact, dest, display,
+                                                     max_forwards))
+            call.branches.append(branch)
+            branch.txn, events = self.transactions.send_request(branch.invite, dest, now)
+            self._by_client[branch.txn] = branch
+            out.extend(e for e in events if isinstance(e, SendMessage))
+        if not call.branches:
+            return self._fail(call, 480, "Temporarily Unavailable", now, wall)
+        call.state = "ringing"
+        call.ring_deadline = now + self.ring_timeout
+        self._arm(call, call.ring_deadline)
+        log.info("call %d %s -> %s: ringing %d contact(s)", call.id, call.caller, call.callee,
+                 len(call.branches))
+        return out
+
+    def _b_invite(self, call: Call, contact: str, dest: Peer, display: str,
+                  max_forwards: int | None) -> Request:
+        via = self._via(dest.transport)
+        quoted = display.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{quoted}" ' if quoted else ""
+        assert call.b_offer is not None
+        items = [
+            ("Via", str(via)),
+            # RFC 3261 §16.6 step 3 in spirit: a B2BUA loop still ends.
+            ("Max-Forwards", str(max(0, (max_forwards if max_forwards is not None else 70) - 1))),
+            ("From", f"{name}<sip:{call.caller}@{self.domain}>;tag={secrets.token_hex(6)}"),
+            ("To", f"<sip:{call.callee}@{self.domain}>"),
+            ("Call-ID", f"{secrets.token_hex(12)}@{self.domain}"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", self._contact(dest.transport)),
+            ("Allow", ALLOW),
+            ("User-Agent", self.server),
+            ("Content-Type", "application/sdp"),
+        ]
+        return Request("INVITE", contact, items, call.b_offer.to_bytes())
+
+    # -- B leg: responses -------------------------------------------------------------------
+    def on_response(self, txn: ClientTransaction, resp: Response, now: float,
+                    wall: float) -> list[Command]:
+        relayed = self._relayed.pop(txn, None)
+        if relayed is not None:
+            server_txn, call = relayed
+            if resp.status < 200:
+                self._relayed[txn] = relayed
+                return []
+            # RFC 3261 §16.7 in spirit: the final answer to a passed-through request.
+            assert server_txn.request is not None
+            answer = make_response(server_txn.request, resp.status, resp.reason,
+                                   headers=[(n, v) for n, v in resp.headers
+                                            if n.lower() == "content-type"], body=resp.body)
+            return self._send_response(server_txn, answer, now)
+        branch = self._by_client.get(txn)
+        if branch is None or txn.method != "INVITE":
+            return []
+        call = branch.call
+        status = resp.status
+        out: list[Command] = []
+        if status < 200:
+            if status == 100:
+                branch.provisional = True
+            else:
+                branch.provisional = True
+                if call.state == "ringing":
+                    out.extend(self._early(call, branch, resp, now))
+            if branch.cancel_pending:
+                out.extend(self._cancel_branch(branch, now))
+            return out
+        if status < 300:
+            return self._answered(call, branch, resp, now, wall)
+        # A failure: this branch is over (the layer has ACKed it, RFC 3261 §17.1.1.3).
+        branch.done = True
+        branch.final = status
+        self._by_client.pop(txn, None)
+        return self._branch_failed(call, now, wall)
+
+    def on_timeout(self, txn: ClientTransaction, now: float, wall: float) -> list[Command]:
+        """Timer B/F (RFC 3261 §17.1.1.2): as a 408 from that branch."""
+        relayed = self._relayed.pop(txn, None)
+        if relayed is not None:
+            server_txn, _call = relayed
+            assert server_txn.request is not None
+            return self._send_response(
+                server_txn, make_response(server_txn.request, 408, "Request Timeout"), now)
+        branch = self._by_client.pop(txn, None)
+        if branch is None or branch.done:
+            return []
+        branch.done = True
+        branch.final = 408
+        return self._branch_failed(branch.call, now, wall)
+
+    def _early(self, call: Call, branch: Branch, resp: Response, now: float) -> list[Command]:
+        """180/183 go to the caller; an SDP answer in them starts early media (RFC 3960)."""
+        out: list[Command] = []
+        status = resp.status
+        body = b""
+        headers: list[tuple[str, str]] = []
+        if resp.body and call.b_offer is not None:
+            try:
+                neg = accept_answer(call.b_offer, parse_sdp(resp.body))
+            except SdpError:
+                neg = None
+            if neg is not None:
+                call.b_neg = neg
+                out.append(self._bridge(call))
+                assert call.a_answer is not None
+                body = call.a_answer.to_bytes()
+                headers = [("Contact", self._contact(call.a_peer.transport)),
+                           ("Content-Type", "application/sdp")]
+        if status in call.sent_provisional and not body:
+            return out
+        call.sent_provisional.add(status)
+        out.extend(self._respond_a(call, status, resp.reason, now, headers=headers, body=body))
+        return out
+
+    def _bridge(self, call: Call) -> Bridge:
+        a, b = call.a_neg, call.b_neg
+        assert a is not None and b is not None
+        return Bridge(call.a_port, _leg_media(a), call.b_port, _leg_media(b))
+
+    def _answered(self, call: Call, branch: Branch, resp: Response, now: float,
+                  wall: float) -> list[Command]:
+        out: list[Command] = []
+        # RFC 3261 §13.2.2.4: every 2xx is ACKed by the UAC core, retransmissions included.
+        if branch.dialog is None:
+            try:
+                branch.dialog = Dialog.from_response(branch.invite, resp)
+            except SipError:
+                return out
+        dialog = branch.dialog
+        ack = dialog.ack(branch.invite, self._via(branch.dest.transport))
+        out.append(SendMessage(ack.to_bytes(), branch.dest))
+        if call.winner is branch or branch.done:
+            return out  # a retransmitted 2xx: ACKed again, nothing else
+        branch.done = True
+        branch.final = resp.status
+        if call.state != "ringing":
+            # Answered too late (after a CANCEL, another branch, or the caller's CANCEL):
+            # RFC 3261 §9.1 — the dialog is ended with BYE.
+            out.extend(self._send_bye(dialog, branch.dest, now))
+            return out
+        neg = None
+        if resp.body and call.b_offer is not None:
+            try:
+                neg = accept_answer(call.b_offer, parse_sdp(resp.body))
+            except SdpError:
+                neg = None
+        if neg is None and call.b_neg is None:
+            out.extend(self._send_bye(dialog, branch.dest, now))
+            out.extend(self._fail(call, 488, "Not Acceptable Here", now, wall, cause="488"))
+            return out
+        if neg is not None:
+            call.b_neg = neg
+        call.winner = branch
+        self._by_dialog[dialog.id] = (call, "b")
+        out.append(self._bridge(call))
+        # RFC 3261 §16.7 step 10 (what a forking proxy does): CANCEL the other branches.
+        for other in call.branches:
+            if other is not branch:
+                out.extend(self._cancel_branch(other, now))
+        assert call.a_answer is not None
+        resp_a = make_response(
+            call.a_invite, 200, "OK", to_tag=call.a_tag,
+            headers=[("Contact", self._contact(call.a_peer.transport)), ("Allow", ALLOW),
+                     ("Server", self.server), ("Content-Type", "application/sdp")],
+            body=call.a_answer.to_bytes())
+        call.a_dialog = Dialog.from_request(call.a_invite, resp_a)
+        self._by_dialog[call.a_dialog.id] = (call, "a")
+        call.a_ack = AckWait(resp_a, now, self.timers)  # RFC 3261 §13.3.1.4
+        call.a_last_2xx = resp_a
+        self._arm(call, now + self.timers.t1)
+        out.extend(self._send_response(call.a_txn, resp_a, now))
+        call.state = "answered"
+        call.answered_at = wall
+        call.answered_mono = now
+        call.ring_deadline = None
+        log.info("call %d %s -> %s answered", call.id, call.caller, call.callee)
+        return out
+
+    def _branch_failed(self, call: Call, now: float, wall: float) -> list[Command]:
+        if call.state != "ringing" or any(not b.done for b in call.branches):
+            return []
+        best = min((b.final for b in call.branches), key=_rank)
+        reason = {408: "Request Timeout", 487: "Request Terminated"}.get(best)
+        if best == 408:
+            best, reason = 480, "Temporarily Unavailable"  # nobody there (RFC 3261 §21.4.18)
+            return self._fail(call, best, reason, now, wall, disposition="no_answer",
+                              cause="408")
+        return self._fail(call, best, reason, now, wall)
+
+    def _cancel_branch(self, branch: Branch, now: float) -> list[Command]:
+        """RFC 3261 §9.1: CANCEL a pending branch; not before a provisional response."""
+        if branch.done:
+            return []
+        if not branch.provisional:
+            branch.cancel_pending = True
+            return []
+        branch.cancel_pending = False
+        inv = branch.invite
+        items = [("Via", inv.headers.values("Via")[0]), ("Max-Forwards", "70")]
+        items.extend(("Route", r) for r in inv.headers.getall("Route"))
+        items += [("From", inv.headers.get("From") or ""), ("To", inv.headers.get("To") or ""),
+                  ("Call-ID", inv.call_id), ("CSeq", f"{inv.cseq.seq} CANCEL")]
+        cancel = Request("CANCEL", inv.uri_text, items)
+        try:
+            _txn, events = self.transactions.send_request(cancel, branch.dest, now)
+        except ValueError:
+            return []  # already cancelled
+        return [e for e in events if isinstance(e, SendMessage)]
+
+    def _send_bye(self, dialog: Dialog, dest: Peer, now: float) -> list[Command]:
+        if dialog.state is DialogState.TERMINATED:
+            return []
+        bye = dialog.new_request("BYE", self._via(dest.transport))
+        _txn, events = self.transactions.send_request(bye, dest, now)
+        return [e for e in events if isinstance(e, SendMessage)]
+
+    # -- A leg: CANCEL, ACK -----------------------------------------------------------------
+    def on_cancel(self, txn: ServerTransaction, now: float, wall: float) -> list[Command]:
+        """The caller gave up (RFC 3261 §9.2): 487 to its INVITE, CANCEL every branch."""
+        call = self._by_a_txn.get(txn)
+        if call is None or call.state != "ringing":
+            return []
+        out: list[Command] = []
+        for branch in call.branches:
+            out.extend(self._cancel_branch(branch, now))
+        out.extend(self._fail(call, 487, "Request Terminated", now, wall,
+                              disposition="cancelled", side="caller"))
+        return out
+
+    def on_ack(self, ack: Request, now: float, wall: float) -> list[Command]:
+        try:
+            found = self._by_dialog.get(DialogId.of_request(ack))
+        except (ValueError, SipError):
+            return []
+        if found is not None and found[1] == "a" and found[0].a_ack is not None:
+            found[0].a_ack.receive_ack(ack)
+        return []
+
+    # -- in-dialog requests -----------------------------------------------------------------
+    def on_in_dialog(self, txn: ServerTransaction, req: Request, source: Peer, now: float,
+                     wall: float) -> list[Command]:
+        found = self._by_dialog.get(DialogId.of_request(req))
+        if found is None:
+            # RFC 3261 §12.2.2: a request in a dialog we do not know.
+            return self._send_response(
+                txn, make_response(req, 481, "Call/Transaction Does Not Exist"), now)
+        call, leg = found
+        dialog, other, other_dest = self._legs(call, leg)
+        try:
+            dialog.receive_request(req)
+        except SipError as exc:
+            return self._send_response(txn, make_response(req, exc.status, exc.reason), now)
+        method = req.method
+        if method == "BYE":
+            out = self._send_response(txn, make_response(req, 200, "OK"), now)
+            out.extend(self._send_bye(other, other_dest, now))
+            out.extend(self._end(call, "answered", "bye", "caller" if leg == "a" else "callee",
+                                 now, wall))
+            return out
+        if method in ("INVITE", "UPDATE"):
+            return self._refresh(call, leg, txn, req, now)
+        if method == "INFO" and other.state is DialogState.CONFIRMED:
+            # Passed through to the other leg (DTMF as SIP INFO, RFC 6086); its final
+            # response comes back as ours.
+            headers = [(n, v) for n, v in req.headers if n.lower() == "content-type"]
+            info = other.new_request("INFO", self._via(other_dest.transport), headers=headers,
+                                     body=req.body)
+            client, events = self.transactions.send_request(info, other_dest, now)
+            self._relayed[client] = (txn, call)
+            return [e for e in events if isinstance(e, SendMessage)]
+        return self._send_response(txn, make_response(req, 200, "OK"), now)
+
+    def _legs(self, call: Call, leg: str) -> tuple[Dialog, Dialog, Peer]:
+        assert call.a_dialog is not None and call.winner is not None
+        assert call.winner.dialog is not None
+        if leg == "a":
+            return call.a_dialog, call.winner.dialog, call.winner.dest
+        return call.winner.dialog, call.a_dialog, call.a_peer
+
+    def _refresh(self, call: Call, leg: str, txn: ServerTransaction, req: Request,
+                 now: float) -> list[Command]:
+        """A re-INVITE or UPDATE (session refresh, hold): answered by the switch itself.
+
+        The anchored media keeps its ports; a new offer from the leg updates where we send
+        (RFC 3264 §8) and our answer keeps our address and codec.
+        """
+        neg = call.a_neg if leg == "a" else call.b_neg
+        port = call.a_port if leg == "a" else call.b_port
+        headers = [("Contact", self._contact((call.a_peer if leg == "a"
+                                               else call.winner.dest).transport)),  # type: ignore[union-attr]
+                   ("Allow", ALLOW)]
+        body = b""
+        out: list[Command] = []
+        if req.body and neg is not None:
+            try:
+                offer = parse_sdp(req.body)
+            except SdpError:
+                return self._send_response(txn, make_response(req, 400, "Bad SDP"), now)
+            answered = answer_offer(offer, address=self.media_address, port=port,
+                                    origin=make_origin(self.media_address),
+                                    capabilities=Capabilities((neg.codec,),
+                                                              self.capabilities.telephone_event,
+                                                              self.capabilities.ptime))
+            if answered is None:
+                return self._send_response(txn, make_response(req, 488), now)
+            answer, new = answered
+            if leg == "a":
+                call.a_neg = new
+            else:
+                call.b_neg = new
+            out.append(self._bridge(call))
+            headers.append(("Content-Type", "application/sdp"))
+            body = answer.to_bytes()
+        resp = make_response(req, 200, "OK", headers=headers, body=body)
+        out.extend(self._send_response(txn, resp, now))
+        return out
+
+    # -- ends -------------------------------------------------------------------------------
+    def _fail(self, call: Call, status: int, reason: str | None, now: float, wall: float, *,
+              disposition: str | None = None, cause: str | None = None,
+              side: str = "callee") -> list[Command]:
+        out = self._respond_a(call, status, reason, now)
+        if call.state == "ringing":
+            for branch in call.branches:
+                out.extend(self._cancel_branch(branch, now))
+        if status in (404, 480, 488, 503) and call.state == "routing":
+            side = "switch"
+        out.extend(self._end(call, disposition or _DISPOSITIONS.get(status, "failed"),
+                             cause or str(status), side, now, wall))
+        return out
+
+    def _end(self, call: Call, disposition: str, cause: str, side: str, now: float,
+             wall: float) -> list[Command]:
+        if call.state == "ended":
+            return []
+        call.state = "ended"
+        call.ended_at = wall
+        call.disposition, call.cause, call.side = disposition, cause, side
+        self._by_a_txn.pop(call.a_txn, None)
+        self.calls.pop(call.id, None)
+        for branch in call.branches:
+            if branch.txn is not None and (branch.done or call.winner is not None):
+                self._by_client.pop(branch.txn, None)
+        if call.a_dialog is not None:
+            self._by_dialog.pop(call.a_dialog.id, None)
+            if call.a_dialog.state is not DialogState.TERMINATED:
+                call.a_dialog.terminate()
+        if call.winner is not None and call.winner.dialog is not None:
+            self._by_dialog.pop(call.winner.dialog.id, None)
+        if call.a_ack is not None:
+            call.a_ack.done = True
+        self.completed += 1
+        out: list[Command] = []
+        ports = tuple(p for p in (call.a_port, call.b_port) if p)
+        if ports:
+            out.append(ReleaseMedia(ports))
+        duration = wall - call.started_at
+        billable = 0.0 if call.answered_at is None else wall - call.answered_at
+        out.append(WriteCdr(Cdr(
+            call_id=call.call_id, caller=call.caller, callee=call.callee,
+            started_at=call.started_at, answered_at=call.answered_at, ended_at=wall,
+            duration=round(duration, 3), billable=round(billable, 3),
+            disposition=disposition, hangup_cause=cause, hangup_side=side)))
+        log.info("call %d %s -> %s ended: %s (%s, %s)", call.id, call.caller, call.callee,
+                 disposition, cause, side)
+        return out
+
+    def hangup(self, call: Call, cause: str, now: float, wall: float) -> list[Command]:
+        """The switch ends `call` (RTP inactivity, shutdown): BYE both legs or refuse it."""
+        if call.state == "answered":
+            out: list[Command] = []
+            a, b, b_dest = self._legs(call, "a")
+            out.extend(self._send_bye(a, call.a_peer, now))
+            out.extend(self._send_bye(b, b_dest, now))
+            out.extend(self._end(call, "answered", cause, "switch", now, wall))
+            return out
+        if call.state == "ringing":
+            return self._fail(call, 503, "Service Unavailable", now, wall,
+                              disposition="failed", cause=cause, side="switch")
+        return []
+
+    def hangup_all(self, cause: str, now: float, wall: float) -> list[Command]:
+        out: list[Command] = []
+        for call in list(self.calls.values()):
+            out.extend(self.hangup(call, cause, now, wall))
+        return out
+
+    # -- timers -----------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        heap = self._timers
+        while heap and heap[0][2] not in self.calls:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float, wall: float) -> list[Command]:
+        out: list[Command] = []
+        heap = self._timers
+        while heap and heap[0][0] <= now:
+            _, _, cid = heapq.heappop(heap)
+            call = self.calls.get(cid)
+            if call is None:
+                continue
+            if call.state == "ringing" and call.ring_deadline is not None and (
+                    now >= call.ring_deadline):
+                # No answer within the ring time: CANCEL the branches, tell the caller.
+                out.extend(self._fail(call, 480, "No Answer", now, wall,
+                                      disposition="no_answer", cause="ring_timeout"))
+                continue
+            wait = call.a_ack
+            if wait is not None and not wait.done:
+                for ev in wait.handle_timer(now):
+                    if type(ev).__name__ == "RetransmitResponse":
+                        out.append(SendMessage(ev.response.to_bytes(), call.a_txn.dest))
+                    else:
+                        # RFC 3261 §13.3.1.4: no ACK, the session SHOULD end with BYE.
+                        out.extend(self.hangup(call, "ack_timeout", now, wall))
+                nxt = wait.get_timer()
+                if nxt is not None and call.state == "answered":
+                    self._arm(call, nxt)
+        return out
+
+
+def _leg_media(neg: Negotiated) -> LegMedia:
+    return LegMedia(neg.remote_address, neg.remote_port, neg.codec.name,
+                    neg.codec.payload_type,
+                    neg.telephone_event.payload_type if neg.telephone_event else None)
+
+
+def _peer_of(received: str | None) -> Peer | None:
+    """ "udp:127.0.0.1:5062" (where the REGISTER came from) -> Peer (RFC 5626 §5.3 flow)."""
+    if not received:
+        return None
+    transport, _, rest = received.partition(":")
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit():
+        return None
+    return Peer(transport, host.strip("[]"), int(port))
