@@ -24,6 +24,7 @@ import socket
 from dataclasses import dataclass
 
 from media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
+from media.rtp import RTP_HEADER, rewrite_header
 
 __all__ = ["LegMedia", "RtpRelay", "parse_port_range"]
 
@@ -59,7 +60,8 @@ class LegMedia:
 
 class _Leg:
     __slots__ = ("relay", "port", "rtp", "rtcp", "remote", "rtcp_remote", "latched",
-                 "rtcp_latched", "peer", "last_rx", "media", "table", "pt_map", "rx", "tx")
+                 "rtcp_latched", "peer", "last_rx", "media", "table", "pt_map", "rx", "tx",
+                 "last_out", "shift")
 
     def __init__(self, relay: RtpRelay, port: int, rtp: socket.socket,
                  rtcp: socket.socket) -> None:
@@ -79,6 +81,12 @@ class _Leg:
         self.pt_map: dict[int, int] | None = None
         self.rx = 0
         self.tx = 0
+        # The last packet sent from this leg: where generated audio (music on hold) picks
+        # up sequence number and timestamp (RFC 3550 §5.1), one store per packet.
+        self.last_out: bytes | None = None
+        # After generated audio (hold music) the relayed stream continues it: (sequence
+        # offset, timestamp offset, SSRC) applied to what this leg sends; [] = not yet known.
+        self.shift: list[int] | None = None
 
     def on_rtp(self) -> None:
         sock = self.rtp
@@ -113,12 +121,33 @@ class _Leg:
                     out[start:] = data[start:].translate(table)
                     out[1] = (data[1] & 0x80) | peer.media.payload_type  # type: ignore[union-attr]
                 data = bytes(out)
+            if peer.shift is not None:
+                data = peer.continued(data)
             try:
                 peer.rtp.sendto(data, peer.remote)
                 peer.tx += 1
+                peer.last_out = data
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ECONNREFUSED):
                     relay.send_errors += 1
+
+    def continued(self, data: bytes) -> bytes:
+        """`data` renumbered to follow what this leg sent last (RFC 3550 §8.2: a translator
+        changing the source keeps sequence and timestamp contiguous)."""
+        shift = self.shift
+        assert shift is not None
+        out = bytearray(data)
+        if not shift:
+            last = self.last_out
+            if last is None or len(last) < 12:
+                self.shift = None
+                return data
+            _b0, _b1, seq, ts, ssrc = RTP_HEADER.unpack_from(last)
+            _c0, _c1, seq_in, ts_in, _ssrc_in = RTP_HEADER.unpack_from(data)
+            shift[:] = [seq + 1 - seq_in, ts + 160 - ts_in, ssrc]
+            out[1] |= 0x80  # RFC 3551 §4.1: marker, a new talkspurt for the jitter buffer
+        rewrite_header(out, shift[0], shift[1], shift[2])
+        return bytes(out)
 
     def on_rtcp(self) -> None:
         sock = self.rtcp
@@ -219,7 +248,45 @@ class RtpRelay:
         leg_a.last_rx = max(leg_a.last_rx, now)
         leg_b.last_rx = max(leg_b.last_rx, now)
 
+    def detach(self, port: int) -> None:
+        """Stop forwarding between leg `port` and its peer, both ways (hold); `bridge`
+        connects them again. Packets still arriving keep `last_rx` fresh."""
+        leg = self._legs.get(port)
+        if leg is None:
+            return
+        if leg.peer is not None and leg.peer.peer is leg:
+            leg.peer.peer = None
+        leg.peer = None
+
+    def continue_stream(self, port: int) -> None:
+        """What leg `port` relays from now on continues what it sent last (after hold
+        music), so the phone's jitter buffer sees one stream."""
+        leg = self._legs.get(port)
+        if leg is not None:
+            leg.shift = []
+
+    def send(self, port: int, data: bytes) -> bool:
+        """Send one generated RTP packet from leg `port`'s socket to where it sends (so a
+        latching phone keeps receiving from the address it latched on, RFC 4961)."""
+        leg = self._legs.get(port)
+        if leg is None or leg.remote is None:
+            return False
+        try:
+            leg.rtp.sendto(data, leg.remote)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNREFUSED):
+                self.send_errors += 1
+            return False
+        leg.tx += 1
+        leg.last_out = data
+        return True
+
     # -- views ------------------------------------------------------------------------------
+    def last_sent(self, port: int) -> bytes | None:
+        """The last RTP packet sent from leg `port` (relayed or generated), if any."""
+        leg = self._legs.get(port)
+        return None if leg is None else leg.last_out
+
     def last_rx(self, port: int) -> float | None:
         leg = self._legs.get(port)
         return None if leg is None else leg.last_rx

@@ -20,13 +20,15 @@ from typing import Any
 
 import uvicorn
 
+from media.player import load_clip
 from media.relay import RtpRelay
-from softswitch.b2bua import B2bua, Bridge, ReleaseMedia, WriteCdr
+from softswitch.b2bua import B2bua, Bridge, PlayMoh, ReleaseMedia, StopMoh, WriteCdr
 from softswitch.config import Config, ConfigError, load_config
 from softswitch.core import SipCore
 from softswitch.dialplan import Dialplan
 from softswitch.directory import Directory
 from softswitch.location import LocationService
+from softswitch.media_clock import MediaClockDriver
 from softswitch.registrar import AuthThrottle, Registrar, RegistrarSettings
 from softswitch.sip.digest import DigestAuthenticator
 from softswitch.sip.message import Peer
@@ -98,6 +100,8 @@ class Switch:
         self.bound: list[tuple[str, str, int]] = []
         self.http_bound: tuple[str, int] | None = None
         self.relay: RtpRelay | None = None
+        # The one media clock (music on hold): one timer for every generated stream.
+        self.media_clock: MediaClockDriver | None = None
         self.b2bua: B2bua | None = None
         self._cdr_tasks: set[asyncio.Task[None]] = set()
         self.cdrs_written = 0
@@ -132,12 +136,14 @@ class Switch:
         )
         low, high = cfg.media.port_range
         self.relay = RtpRelay(cfg.media.address, low, high, loop)
+        self.media_clock = MediaClockDriver(self.relay, loop)
         self.b2bua = B2bua(
             self.core.transactions, registrar, Dialplan(self.directory), self.location,
             self.relay.allocate, domain=cfg.sip.domain, media_address=cfg.media.address,
             ring_timeout=float(cfg.calls.ring_timeout_s), timers=timers,
             server=cfg.sip.user_agent,
         )
+        self.b2bua.trusted = cfg.sip.trusted
         self.core.b2bua = self.b2bua
         self.transports = Transports(
             self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
@@ -214,6 +220,8 @@ class Switch:
             log.exception("final write of bindings failed; %d changes not stored",
                           len(self.location.take_changes()[0]))
         finally:
+            if self.media_clock is not None:
+                self.media_clock.close()
             if self.relay is not None:
                 self.relay.close()
             if self.store is not None:
@@ -291,7 +299,19 @@ class Switch:
                 elif type(cmd) is ReleaseMedia:
                     assert self.relay is not None
                     for port in cmd.ports:
+                        if self.media_clock is not None:
+                            self.media_clock.stop(port)
                         self.relay.release(port)
+                elif type(cmd) is PlayMoh:
+                    # Hold (RFC 3264 §8.4): the held party hears music instead of the holder.
+                    assert self.relay is not None and self.media_clock is not None
+                    self.relay.detach(cmd.holder_port)
+                    self.media_clock.play(cmd.port, load_clip(self.config.media.moh),
+                                          cmd.payload_type)
+                elif type(cmd) is StopMoh:
+                    assert self.relay is not None and self.media_clock is not None
+                    self.media_clock.stop(cmd.port)
+                    self.relay.continue_stream(cmd.port)
                 elif type(cmd) is WriteCdr:
                     task = asyncio.ensure_future(self._write_cdr(cmd))
                     self._cdr_tasks.add(task)
@@ -318,7 +338,10 @@ class Switch:
         for call in list(self.b2bua.calls.values()):
             if call.state != "answered":
                 continue
-            last = [self.relay.last_rx(p) for p in (call.a_port, call.b_port)]
+            # A holder may send nothing while on hold (inactive, RFC 3264 §8.4).
+            ports = [p for p, leg in ((call.a_port, "a"), (call.b_port, "b"))
+                     if call.held_by != leg]
+            last = [self.relay.last_rx(p) for p in ports]
             if any(t is not None and now - t > limit for t in last):
                 log.info("call %d: no RTP for %ds, hanging up", call.id, limit)
                 out.extend(self.core.split(self.b2bua.hangup(call, "rtp_timeout", now, wall)))
@@ -398,6 +421,7 @@ class Switch:
             # New calls route with the new dialplan; calls in progress keep their legs.
             self.b2bua.dialplan = Dialplan(directory)
             self.b2bua.ring_timeout = float(new.calls.ring_timeout_s)
+            self.b2bua.trusted = new.sip.trusted
         registrar = self.core.registrar
         registrar.directory = directory
         registrar.settings = _registrar_settings(new)

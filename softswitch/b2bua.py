@@ -20,10 +20,12 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from media.relay import LegMedia
 from softswitch.dialplan import Dialplan, NotFound
 from softswitch.location import LocationService
+from softswitch.midcall import MidCall, PlayMoh, Reoffer, StopMoh
 from softswitch.offer_answer import (
     Capabilities,
     Negotiated,
@@ -37,6 +39,7 @@ from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState
 from softswitch.sip.errors import SipError
 from softswitch.sip.events import SendMessage
 from softswitch.sip.message import Peer, Request, Response, make_response
+from softswitch.sip.session_timer import SessionExpires, SessionTimer
 from softswitch.sip.timers import Timers
 from softswitch.sip.transaction import (
     ClientTransaction,
@@ -44,10 +47,11 @@ from softswitch.sip.transaction import (
     TransactionLayer,
     new_branch,
 )
-from softswitch.sip.uri import Via
+from softswitch.sip.uri import NameAddr, SipURI, TelURI, Via, parse_name_addr, parse_uri
 from softswitch.store.base import Cdr
 
-__all__ = ["B2bua", "Bridge", "Call", "Command", "ReleaseMedia", "WriteCdr"]
+__all__ = ["B2bua", "Bridge", "Call", "Command", "PlayMoh", "ReleaseMedia", "StopMoh",
+           "WriteCdr"]
 
 log = logging.getLogger("softswitch.b2bua")
 
@@ -74,7 +78,7 @@ class WriteCdr:
     cdr: Cdr
 
 
-Command = SendMessage | Bridge | ReleaseMedia | WriteCdr
+Command = SendMessage | Bridge | ReleaseMedia | WriteCdr | PlayMoh | StopMoh
 
 
 @dataclass(eq=False, slots=True)
@@ -105,6 +109,7 @@ class Call:
     callee: str
     started_at: float
     state: str = "routing"  # routing, ringing, answered, ended
+    caller_display: str = ""
     a_port: int = 0
     b_port: int = 0
     a_answer: SessionDescription | None = None
@@ -124,6 +129,16 @@ class Call:
     disposition: str = ""
     cause: str = ""
     side: str = ""
+    # Inside the answered call (softswitch/midcall.py): the last SDP we sent to / got from
+    # each leg (RFC 3264 §8), the leg holding the other, the offer in progress, RFC 4028.
+    a_local: SessionDescription | None = None
+    a_remote: SessionDescription | None = None
+    b_local: SessionDescription | None = None
+    b_remote: SessionDescription | None = None
+    held_by: str | None = None
+    reoffer: Reoffer | None = None
+    session: SessionExpires | None = None
+    session_timer: SessionTimer | None = None
 
     @property
     def call_id(self) -> str:
@@ -144,7 +159,7 @@ _DISPOSITIONS = {486: "busy", 600: "busy", 603: "rejected", 404: "not_found",
                  480: "unavailable", 408: "no_answer", 487: "cancelled", 488: "not_acceptable"}
 
 
-class B2bua:
+class B2bua(MidCall):
     """Every call of the switch; see the module docstring for the I/O contract."""
 
     def __init__(
@@ -173,6 +188,9 @@ class B2bua:
         self.timers = timers or Timers()
         self.server = server
         self.capabilities = capabilities or Capabilities()
+        # Source networks whose INVITEs are not challenged and whose P-Asserted-Identity
+        # is believed (RFC 3325 §2 "trust domain"): gateways, SBCs, a benchmark's SIPp.
+        self.trusted: tuple[IPv4Network | IPv6Network, ...] = ()
         # Our sent-by per transport ("udp" -> (host, port)); set once listeners are bound.
         self.local: dict[str, tuple[str, int]] = {}
         self.calls: dict[int, Call] = {}
@@ -184,6 +202,7 @@ class B2bua:
         self._timers: list[tuple[float, int, int]] = []  # (when, seq, call id), lazy
         self._seq = itertools.count()
         self.completed = 0
+        self._init_midcall()
 
     # -- helpers ----------------------------------------------------------------------------
     def _via(self, transport: str) -> Via:
@@ -213,6 +232,15 @@ class B2bua:
     def _arm(self, call: Call, when: float) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), call.id))
 
+    def is_trusted(self, host: str) -> bool:
+        if not self.trusted:
+            return False
+        try:
+            address = ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self.trusted)
+
     def owns(self, txn: ServerTransaction) -> bool:
         return txn in self._by_a_txn
 
@@ -220,15 +248,25 @@ class B2bua:
     def on_invite(self, txn: ServerTransaction, req: Request, source: Peer, now: float,
                   wall: float) -> list[Command]:
         """An out-of-dialog INVITE from a phone (RFC 3261 §13.3)."""
-        username, challenge, _ = self.registrar.authenticate(
-            req, source, wall, header="Proxy-Authorization")  # RFC 3261 §22.3: 407
-        if challenge is not None:
-            return self._send_response(txn, challenge, now)
-        assert username is not None
+        if self.is_trusted(source.host):
+            # A trusted peer (gateway, SBC) is not challenged; it asserts who calls (RFC 3325).
+            username, display = _asserted_identity(req)
+        else:
+            authenticated, challenge, _ = self.registrar.authenticate(
+                req, source, wall, header="Proxy-Authorization")  # RFC 3261 §22.3: 407
+            if challenge is not None:
+                return self._send_response(txn, challenge, now)
+            assert authenticated is not None
+            username = authenticated
+            # RFC 3325 §5: identity headers from an untrusted source are not believed; the
+            # caller is who authenticated, named as the directory names them.
+            user = self.registrar.directory.lookup(username)
+            display = user.name if user is not None and user.name else _display(req.from_)
         tag = secrets.token_hex(6)
         uri = req.uri
         dialled = getattr(uri, "user", None) or getattr(uri, "number", None) or ""
         call = Call(next(self._ids), txn, req, source, tag, username, dialled, wall)
+        call.caller_display = display
         self.calls[call.id] = call
         self._by_a_txn[txn] = call
         try:
@@ -239,12 +277,29 @@ class B2bua:
             # No offer (or an unreadable one): RFC 3261 §13.3.1 lets us refuse what we cannot
             # anchor; a late offer (offer in the 2xx) is not supported yet.
             return self._fail(call, 488, "Not Acceptable Here", now, wall)
+        call.a_remote = offer
+        try:
+            self._negotiate_session(call, req)  # RFC 4028 §9
+        except SipError as exc:
+            out_422 = self._respond_a(call, exc.status, exc.reason, now, headers=exc.headers)
+            return out_422 + self._end(call, "failed", str(exc.status), "switch", now, wall)
         route = self.dialplan.resolve(dialled)
         if isinstance(route, NotFound):
             return self._fail(call, 404, "Not Found", now, wall)
         call.callee = route.user
-        bindings = self.location.lookup(route.user, wall)
-        if not bindings:
+        # Registered contacts (where each REGISTER came from), then a static one from config.
+        targets: list[tuple[str, Peer, bool]] = []
+        for b in self.location.lookup(route.user, wall):
+            dest = _peer_of(b.received)
+            if dest is not None:
+                targets.append((b.contact, dest, True))
+        callee = self.dialplan.directory.lookup(route.user)
+        if callee is not None and callee.contact:
+            dest = _peer_of_uri(callee.contact)
+            if dest is not None:
+                # RFC 3325 §4: assert identity only to a trusted network.
+                targets.append((callee.contact, dest, self.is_trusted(dest.host)))
+        if not targets:
             return self._fail(call, 480, "Temporarily Unavailable", now, wall)
         a_port = self.allocate()
         b_port = self.allocate() if a_port is not None else None
@@ -267,18 +322,10 @@ class B2bua:
         call.b_offer = make_offer(address=self.media_address, port=b_port,
                                   origin=make_origin(self.media_address), capabilities=caps)
         out: list[Command] = []
-        from_display = req.from_.display
-        display = (from_display or "").strip().strip('"')
-        user = self.registrar.directory.lookup(username)
-        if not display and user is not None:
-            display = user.name
         max_forwards = req.max_forwards
-        for b in bindings:
-            dest = _peer_of(b.received)
-            if dest is None:
-                continue
-            branch = Branch(call, dest, self._b_invite(call, b.contact, dest, display,
-                                                     max_forwards))
+        for contact, dest, assert_id in targets:
+            branch = Branch(call, dest, self._b_invite(call, contact, dest, display,
+                                                     max_forwards, assert_id=assert_id))
             call.branches.append(branch)
             branch.txn, events = self.transactions.send_request(branch.invite, dest, now)
             self._by_client[branch.txn] = branch
@@ -293,7 +340,7 @@ class B2bua:
         return out
 
     def _b_invite(self, call: Call, contact: str, dest: Peer, display: str,
-                  max_forwards: int | None) -> Request:
+                  max_forwards: int | None, *, assert_id: bool = True) -> Request:
         via = self._via(dest.transport)
         quoted = display.replace("\\", "\\\\").replace('"', '\\"')
         name = f'"{quoted}" ' if quoted else ""
@@ -311,11 +358,17 @@ class B2bua:
             ("User-Agent", self.server),
             ("Content-Type", "application/sdp"),
         ]
+        if assert_id:
+            # RFC 3325 §9.1: the identity the switch vouches for, to phones it serves.
+            items.append(("P-Asserted-Identity", f"{name}<sip:{call.caller}@{self.domain}>"))
         return Request("INVITE", contact, items, call.b_offer.to_bytes())
 
     # -- B leg: responses -------------------------------------------------------------------
     def on_response(self, txn: ClientTransaction, resp: Response, now: float,
                     wall: float) -> list[Command]:
+        midcall = self._midcall_response(txn, resp, now, wall)
+        if midcall is not None:
+            return midcall
         relayed = self._relayed.pop(txn, None)
         if relayed is not None:
             server_txn, call = relayed
@@ -354,6 +407,9 @@ class B2bua:
 
     def on_timeout(self, txn: ClientTransaction, now: float, wall: float) -> list[Command]:
         """Timer B/F (RFC 3261 §17.1.1.2): as a 408 from that branch."""
+        midcall = self._midcall_timeout(txn, now, wall)
+        if midcall is not None:
+            return midcall
         relayed = self._relayed.pop(txn, None)
         if relayed is not None:
             server_txn, _call = relayed
@@ -429,6 +485,7 @@ class B2bua:
             return out
         if neg is not None:
             call.b_neg = neg
+            call.b_remote = _sdp_or_none(resp.body)
         call.winner = branch
         self._by_dialog[dialog.id] = (call, "b")
         out.append(self._bridge(call))
@@ -440,8 +497,10 @@ class B2bua:
         resp_a = make_response(
             call.a_invite, 200, "OK", to_tag=call.a_tag,
             headers=[("Contact", self._contact(call.a_peer.transport)), ("Allow", ALLOW),
-                     ("Server", self.server), ("Content-Type", "application/sdp")],
+                     ("Server", self.server), ("Content-Type", "application/sdp"),
+                     *self._session_headers(call)],  # RFC 4028 §9
             body=call.a_answer.to_bytes())
+        call.a_local, call.b_local = call.a_answer, call.b_offer
         call.a_dialog = Dialog.from_request(call.a_invite, resp_a)
         self._by_dialog[call.a_dialog.id] = (call, "a")
         call.a_ack = AckWait(resp_a, now, self.timers)  # RFC 3261 §13.3.1.4
@@ -451,6 +510,7 @@ class B2bua:
         call.state = "answered"
         call.answered_at = wall
         call.answered_mono = now
+        self._start_session_timer(call, now)
         call.ring_deadline = None
         log.info("call %d %s -> %s answered", call.id, call.caller, call.callee)
         return out
@@ -537,7 +597,7 @@ class B2bua:
                                  now, wall))
             return out
         if method in ("INVITE", "UPDATE"):
-            return self._refresh(call, leg, txn, req, now)
+            return self._offer(call, leg, txn, req, now)
         if method == "INFO" and other.state is DialogState.CONFIRMED:
             # Passed through to the other leg (DTMF as SIP INFO, RFC 6086); its final
             # response comes back as ours.
@@ -555,44 +615,6 @@ class B2bua:
         if leg == "a":
             return call.a_dialog, call.winner.dialog, call.winner.dest
         return call.winner.dialog, call.a_dialog, call.a_peer
-
-    def _refresh(self, call: Call, leg: str, txn: ServerTransaction, req: Request,
-                 now: float) -> list[Command]:
-        """A re-INVITE or UPDATE (session refresh, hold): answered by the switch itself.
-
-        The anchored media keeps its ports; a new offer from the leg updates where we send
-        (RFC 3264 §8) and our answer keeps our address and codec.
-        """
-        neg = call.a_neg if leg == "a" else call.b_neg
-        port = call.a_port if leg == "a" else call.b_port
-        headers = [("Contact", self._contact((call.a_peer if leg == "a"
-                                               else call.winner.dest).transport)),  # type: ignore[union-attr]
-                   ("Allow", ALLOW)]
-        body = b""
-        out: list[Command] = []
-        if req.body and neg is not None:
-            try:
-                offer = parse_sdp(req.body)
-            except SdpError:
-                return self._send_response(txn, make_response(req, 400, "Bad SDP"), now)
-            answered = answer_offer(offer, address=self.media_address, port=port,
-                                    origin=make_origin(self.media_address),
-                                    capabilities=Capabilities((neg.codec,),
-                                                              self.capabilities.telephone_event,
-                                                              self.capabilities.ptime))
-            if answered is None:
-                return self._send_response(txn, make_response(req, 488), now)
-            answer, new = answered
-            if leg == "a":
-                call.a_neg = new
-            else:
-                call.b_neg = new
-            out.append(self._bridge(call))
-            headers.append(("Content-Type", "application/sdp"))
-            body = answer.to_bytes()
-        resp = make_response(req, 200, "OK", headers=headers, body=body)
-        out.extend(self._send_response(txn, resp, now))
-        return out
 
     # -- ends -------------------------------------------------------------------------------
     def _fail(self, call: Call, status: int, reason: str | None, now: float, wall: float, *,
@@ -617,6 +639,7 @@ class B2bua:
         call.disposition, call.cause, call.side = disposition, cause, side
         self._by_a_txn.pop(call.a_txn, None)
         self.calls.pop(call.id, None)
+        self._forget_midcall(call)
         for branch in call.branches:
             if branch.txn is not None and (branch.done or call.winner is not None):
                 self._by_client.pop(branch.txn, None)
@@ -696,13 +719,66 @@ class B2bua:
                 nxt = wait.get_timer()
                 if nxt is not None and call.state == "answered":
                     self._arm(call, nxt)
+            timer = call.session_timer
+            if timer is not None and call.state == "answered":
+                when = timer.get_timer()
+                if when is not None and when <= now:
+                    out.extend(self._session_timer_due(call, now, wall))
         return out
+
+
+def _sdp_or_none(body: bytes) -> SessionDescription | None:
+    try:
+        return parse_sdp(body) if body else None
+    except SdpError:
+        return None
 
 
 def _leg_media(neg: Negotiated) -> LegMedia:
     return LegMedia(neg.remote_address, neg.remote_port, neg.codec.name,
                     neg.codec.payload_type,
                     neg.telephone_event.payload_type if neg.telephone_event else None)
+
+
+def _display(addr: NameAddr) -> str:
+    return (addr.display or "").strip().strip('"')
+
+
+def _user_of(uri: object) -> str | None:
+    if isinstance(uri, SipURI):
+        return uri.user
+    if isinstance(uri, TelURI):
+        return uri.number
+    return None
+
+
+def _asserted_identity(req: Request) -> tuple[str, str]:
+    """(number, display) a trusted peer asserts: P-Asserted-Identity, else From (RFC 3325 §9.1).
+
+    Remote-Party-ID (a pre-standard draft) is not read: PAI is what trusted peers send now.
+    """
+    for value in req.headers.values("P-Asserted-Identity"):
+        try:
+            addr = parse_name_addr(value)
+            user = _user_of(addr.uri)
+        except SipError:
+            continue
+        if user:
+            return user, _display(addr)
+    return _user_of(req.from_.uri) or "anonymous", _display(req.from_)
+
+
+def _peer_of_uri(contact: str) -> Peer | None:
+    """A static contact ``sip:192.0.2.10:5060;transport=udp`` -> where to send (RFC 3263 §4,
+    without DNS: config validation requires an IP address)."""
+    try:
+        uri = parse_uri(contact)
+    except SipError:
+        return None
+    if not isinstance(uri, SipURI):
+        return None
+    transport = uri.transport or "udp"
+    return Peer(transport, uri.host, uri.port or 5060)
 
 
 def _peer_of(received: str | None) -> Peer | None:

@@ -42,6 +42,7 @@ __all__ = [
     "SipConfig",
     "StoreConfig",
     "UserConfig",
+    "WebConfig",
     "load_config",
     "parse_host_port",
     "parse_listen",
@@ -338,6 +339,27 @@ def _extension(value: str) -> str:
     return value
 
 
+def _static_contact(value: str) -> str:
+    """``sip:host:port;transport=udp``: a SIP URI whose host is an IP address (no DNS yet)."""
+    from softswitch.sip.errors import SipError
+    from softswitch.sip.uri import SipURI, parse_uri
+
+    try:
+        uri = parse_uri(value)
+    except SipError:
+        raise ValueError(f"not a SIP URI: {value!r}") from None
+    if not isinstance(uri, SipURI) or uri.scheme != "sip":
+        raise ValueError(f"must be a sip: URI such as 'sip:192.0.2.10:5060', got {value!r}")
+    try:
+        ip_address(uri.host)
+    except ValueError:
+        raise ValueError(f"host must be an IP address (no DNS lookups yet): {uri.host!r}") from None
+    transport = (uri.params.get("transport") or "udp").lower()
+    if transport not in ("udp", "tcp"):
+        raise ValueError(f"transport must be udp or tcp, got {transport!r}")
+    return value
+
+
 class UserConfig(_Model):
     extension: Annotated[str, AfterValidator(_extension)]
     password: NonEmpty | None = Field(default=None, repr=False)  # kept out of logs
@@ -345,15 +367,21 @@ class UserConfig(_Model):
     ha1: Annotated[str, AfterValidator(_hex(32, "MD5"))] | None = None
     ha1_sha256: Annotated[str, AfterValidator(_hex(64, "SHA-256"))] | None = None
     name: str = ""
+    # A static contact rung besides registered ones (a gateway, a SIPp UAS in a benchmark).
+    contact: Annotated[str, AfterValidator(_static_contact)] | None = None
 
     @model_validator(mode="after")
     def _one_secret(self) -> UserConfig:
         hashed = self.ha1 is not None or self.ha1_sha256 is not None
-        if self.password is None and not hashed:
+        if self.password is None and not hashed and self.contact is None:
+            # A user with only a static contact is a gateway: it never registers.
             raise ValueError("give password, ha1 or ha1_sha256")
         if self.password is not None and hashed:
             raise ValueError("give either password or ha1/ha1_sha256, not both")
         return self
+
+
+DEFAULT_MOH = Path(__file__).resolve().parent.parent / "conf" / "moh" / "default.wav"
 
 
 def _port_range(value: str) -> str:
@@ -368,6 +396,22 @@ class MediaConfig(_Model):
     rtp_ports: Annotated[str, AfterValidator(_port_range)] = "20000-29999"
     address: Annotated[str, AfterValidator(_check_host)] = "127.0.0.1"
     inactivity_s: PositiveInt = 60  # no RTP on a leg this long ends an answered call
+    # Music on hold played to a held party; relative to the file that defines [media].
+    # Empty: the file shipped with the switch (conf/moh/default.wav).
+    moh: str = Field(default="", validate_default=True)
+
+    @field_validator("moh")
+    @classmethod
+    def _moh_file(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return str(DEFAULT_MOH)
+        base = (info.context or {}).get("base_dirs", {}).get("media")
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        if not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return str(path)
 
     @property
     def port_range(self) -> tuple[int, int]:
@@ -380,6 +424,20 @@ class CallsConfig(_Model):
     ring_timeout_s: Annotated[float | int, Field(gt=0)] = 30  # unanswered calls get 480
 
 
+def _timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name: 'Asia/Jakarta')") from None
+    return value
+
+
+class WebConfig(_Model):
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Jakarta"  # times on web pages
+
+
 class Config(_Model):
     sip: SipConfig = SipConfig()
     registrar: RegistrarConfig = RegistrarConfig()
@@ -389,6 +447,7 @@ class Config(_Model):
     log: LogConfig = LogConfig()
     media: MediaConfig = MediaConfig()
     calls: CallsConfig = CallsConfig()
+    web: WebConfig = WebConfig()
     users: tuple[UserConfig, ...] = ()
 
     _source_path: Path = PrivateAttr(default=Path("."))
@@ -567,8 +626,8 @@ def _semantic_checks(config: Config, loader: _Loader) -> Iterator[str]:
     """Checks that need the validated configuration."""
     offered = set(config.auth.algorithms)
     for i, user in enumerate(config.users):
-        if user.password is not None:
-            continue
+        if user.password is not None or (user.ha1 is None and user.ha1_sha256 is None):
+            continue  # a password, or a gateway with only a static contact
         usable = {"MD5"} if user.ha1 else set()
         usable |= {"SHA-256"} if user.ha1_sha256 else set()
         if not usable & offered:

@@ -40,6 +40,7 @@ class User:
     name: str
     ha1_md5: str | None
     ha1_sha256: str | None
+    contact: str | None = None  # a static contact (gateway) rung besides registered ones
 
 
 class DirectoryDiff(NamedTuple):
@@ -86,7 +87,8 @@ class Directory:
             else:
                 md5 = entry.ha1.lower() if entry.ha1 else None
                 sha = entry.ha1_sha256.lower() if entry.ha1_sha256 else None
-            built.append(User(entry.extension, entry.name, md5, sha))
+            built.append(User(entry.extension, entry.name, md5, sha,
+                              getattr(entry, "contact", None)))
         return cls(built, realm)
 
     @classmethod

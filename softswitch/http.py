@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reporting.cdr_web import cdr_routes
 from softswitch.metrics import make_registry
 
 if TYPE_CHECKING:
@@ -41,29 +42,6 @@ def make_http_app(switch: Switch) -> Starlette:
 
     async def registrations(request: Request) -> Response:
         return JSONResponse(switch.registrations())
-
-    async def cdr(request: Request) -> Response:
-        from dataclasses import asdict
-
-        from softswitch.store.base import CdrFilter
-
-        q = request.query_params
-        try:
-            limit = min(max(int(q.get("limit", "100")), 1), 1000)
-            offset = max(int(q.get("offset", "0")), 0)
-            since = float(q["since"]) if "since" in q else None
-            until = float(q["until"]) if "until" in q else None
-        except ValueError:
-            return JSONResponse({"error": "limit/offset must be integers, since/until numbers"},
-                                status_code=400)
-        filters = CdrFilter(caller=q.get("caller"), callee=q.get("callee"),
-                            disposition=q.get("disposition"), call_id=q.get("call_id"),
-                            since=since, until=until)
-        if switch.store is None:
-            return JSONResponse({"error": "store not open"}, status_code=503)
-        rows = await switch.store.list_cdrs(filters, limit, offset)
-        return JSONResponse({"cdrs": [asdict(r) for r in rows], "limit": limit,
-                             "offset": offset})
 
     async def reload(request: Request) -> Response:
         if (denied := _admin_denied(request, switch)) is not None:
@@ -94,7 +72,8 @@ def make_http_app(switch: Switch) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/status", status),
         Route("/api/registrations", registrations),
-        Route("/api/cdr", cdr),
+        # GET /api/cdr (JSON: filters, total, next link) and the live /cdr page (PBX-6).
+        *cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
         Route("/api/admin/reload", reload, methods=["POST"]),
         Route("/api/admin/trace", trace, methods=["GET", "POST"]),
     ])

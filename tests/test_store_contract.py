@@ -317,3 +317,17 @@ async def test_cdrs_round_trip_newest_first_with_filters_and_paging(store: Store
         c for c in newest_first if c.caller == "1001" and c.started_at >= WALL + 3]
     got = (await store.list_cdrs(CdrFilter(call_id="call-4@host")))[0]
     assert isinstance(got.answered_at, float) and got.answered_at == WALL + 6.5
+
+
+async def test_cdrs_by_number_either_side_and_counted(store: Store) -> None:
+    rows = [cdr(n) for n in range(6)] + [cdr(9, caller="1002", callee="1007")]
+    for row in rows:
+        await store.write_cdr(row)
+    newest_first = sorted(rows, key=lambda c: -c.started_at)
+    by_1002 = await store.list_cdrs(CdrFilter(number="1002", disposition="answered"))
+    assert by_1002 == [c for c in newest_first
+                       if "1002" in (c.caller, c.callee) and c.disposition == "answered"]
+    assert await store.list_cdrs(CdrFilter(number="1007")) == [rows[-1]]
+    assert await store.count_cdrs() == 7
+    assert await store.count_cdrs(CdrFilter(number="1000", until=WALL + 4)) == 2
+    assert await store.count_cdrs(CdrFilter(number="4999")) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import subprocess
@@ -21,7 +22,10 @@ from tests.switchkit import (
     write_config,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+# On CI a missing openssl is a set-up bug (scripts/install-peers installs it): run and fail.
+pytestmark = pytest.mark.skipif(
+    shutil.which("openssl") is None and os.environ.get("CI") != "true", reason="needs openssl"
+)
 
 
 class TlsClient(TcpClient):

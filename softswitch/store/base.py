@@ -70,6 +70,7 @@ class CdrFilter:
     call_id: str | None = None
     since: float | None = None  # started_at >= since
     until: float | None = None  # started_at < until
+    number: str | None = None  # caller or callee
 
 
 CDR_COLUMNS = (
@@ -90,6 +91,14 @@ def cdr_where(f: CdrFilter, placeholder: str) -> tuple[str, list[object]]:
         args.append(value)
         mark = "?" if placeholder == "?" else f"${len(args)}"
         clauses.append(f"{column} {op} {mark}")
+    if f.number is not None:
+        args.append(f.number)
+        mark = "?" if placeholder == "?" else f"${len(args)}"
+        if placeholder == "?":
+            args.append(f.number)
+            clauses.append("(caller = ? OR callee = ?)")
+        else:
+            clauses.append(f"(caller = {mark} OR callee = {mark})")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -176,6 +185,10 @@ class Store(ABC):
     async def list_cdrs(self, filters: CdrFilter | None = None, limit: int = 100,
                         offset: int = 0) -> list[Cdr]:
         """Records matching `filters`, newest first (by started_at, then call_id)."""
+
+    @abstractmethod
+    async def count_cdrs(self, filters: CdrFilter | None = None) -> int:
+        """How many records match `filters` (for pagination)."""
 
     async def __aenter__(self) -> Store:
         await self.open()

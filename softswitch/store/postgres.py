@@ -217,3 +217,7 @@ class PostgresStore(Store):
             *args, limit, offset,
         )
         return [Cdr(*row) for row in rows]
+
+    async def count_cdrs(self, filters: CdrFilter | None = None) -> int:
+        where, args = cdr_where(filters or CdrFilter(), "$")
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM cdr{where}", *args))

@@ -201,6 +201,12 @@ class SqliteStore(Store):
             rows = await self.db.execute_fetchall(sql, [*args, limit, offset])
         return [Cdr(*row) for row in rows]
 
+    async def count_cdrs(self, filters: CdrFilter | None = None) -> int:
+        where, args = cdr_where(filters or CdrFilter(), "?")
+        async with self._lock:
+            rows = await self.db.execute_fetchall(f"SELECT count(*) FROM cdr{where}", args)
+        return int(list(rows)[0][0])
+
 
 def _cdr_row(c: Cdr) -> tuple[Any, ...]:
     return (c.call_id, c.caller, c.callee, c.started_at, c.answered_at, c.ended_at, c.duration,
