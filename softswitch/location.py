@@ -16,6 +16,10 @@ from softswitch.store.base import Binding
 __all__ = ["LocationService"]
 
 
+def _by_q(binding: Binding) -> float:
+    return -(binding.q if binding.q is not None else 1.0)
+
+
 class LocationService:
     __slots__ = ("_by_aor", "_expiry", "_dirty", "_deleted")
 
@@ -29,8 +33,12 @@ class LocationService:
     # -- queries --------------------------------------------------------------------------
     def lookup(self, aor: str, wall: float) -> list[Binding]:
         """Live bindings of an AOR, highest q first (RFC 3261 §16.6 ordering input)."""
-        found = [b for b in self._by_aor.get(aor, {}).values() if b.expires_at > wall]
-        found.sort(key=lambda b: -(b.q if b.q is not None else 1.0))
+        contacts = self._by_aor.get(aor)
+        if not contacts:
+            return []
+        found = [b for b in contacts.values() if b.expires_at > wall]
+        if len(found) > 1:  # most AORs hold one binding: nothing to order
+            found.sort(key=_by_q)
         return found
 
     def __len__(self) -> int:

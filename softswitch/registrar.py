@@ -16,12 +16,14 @@ from softswitch.location import LocationService
 from softswitch.sip.digest import DigestAuthenticator, parse_credentials
 from softswitch.sip.errors import SipError
 from softswitch.sip.message import Peer, Request, Response, make_response
-from softswitch.sip.uri import SipURI
+from softswitch.sip.uri import NameAddr, SipURI
 from softswitch.store.base import Binding
 
 __all__ = ["AuthThrottle", "Registrar", "RegistrarSettings", "RegisterOutcome"]
 
 log = logging.getLogger("softswitch.registrar")
+
+_CONTACT_KEYS_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,25 @@ class Registrar:
         self.settings = settings
         self.throttle = throttle
         self.server = server
+        # Contact URI as written -> the binding key (the URI parsed and serialized again).
+        self._contact_keys: dict[str, str] = {}
+
+    def _contact_key(self, contact: NameAddr) -> str:
+        """The binding key of a Contact: `str(contact.uri)`, remembered per URI text.
+
+        A phone refreshes with the same Contact every time, and parsing plus serializing
+        its URI cost ~3 µs of every REGISTER. The key is a pure function of the text, so
+        the memo answers exactly as the parse would; a malformed URI is never stored and
+        raises each time. Cleared when full (a bound, not an LRU: refreshes refill it).
+        """
+        text = contact.uri_text
+        key = self._contact_keys.get(text)
+        if key is None:
+            key = str(contact.uri)
+            if len(self._contact_keys) >= _CONTACT_KEYS_MAX:
+                self._contact_keys.clear()
+            self._contact_keys[text] = key
+        return key
 
     def _lookup_ha1(self, username: str, algorithm: str) -> str | None:
         user = self.directory.lookup(username)
@@ -189,8 +210,9 @@ class Registrar:
         self, request: Request, source: Peer, wall: float, aor: str
     ) -> tuple[Response, RegisterOutcome]:
         s = self.settings
-        header_expires = _int_or_none(request.headers.get("Expires"))
-        if request.headers.get("Expires") is not None and header_expires is None:
+        expires_text = request.headers.get("Expires")
+        header_expires = _int_or_none(expires_text)
+        if expires_text is not None and header_expires is None:
             raise SipError(400, "Bad Expires header", message=request)
         call_id = request.call_id
         cseq = request.cseq.seq
@@ -216,16 +238,19 @@ class Registrar:
                 changed.append(contact)
             kind = "unregistered"
         elif contacts:
-            parsed = []
+            # (key, expires, +sip.instance, reg-id, q param) per contact, each read once
+            parsed: list[tuple[str, int, str | None, int | None, str | None]] = []
+            default_expires = header_expires if header_expires is not None else s.default_expires
             for na in contacts:
                 try:
-                    key = str(na.uri)
+                    key = self._contact_key(na)
                 except SipError as exc:
                     raise SipError(400, f"Bad Contact URI: {exc.reason}",
                                    message=request) from None
-                exp = _int_or_none(na.params.get("expires"))
+                params = na.params
+                exp = _int_or_none(params.get("expires"))
                 if exp is None:
-                    exp = header_expires if header_expires is not None else s.default_expires
+                    exp = default_expires
                 if 0 < exp < s.min_expires:
                     # RFC 3261 §10.3 step 7: too brief; tell the minimum.
                     resp = make_response(
@@ -234,22 +259,23 @@ class Registrar:
                     )
                     return resp, RegisterOutcome("rejected", aor)
                 exp = min(exp, s.max_expires)
-                parsed.append((na, key, exp))
+                parsed.append((key, exp, params.get("+sip.instance"),
+                               _int_or_none(params.get("reg-id")), params.get("q")))
             # RFC 3261 §10.3 step 7: ordering by Call-ID/CSeq before changing anything.
-            for _na, key, _exp in parsed:
+            for key, *_ in parsed:
                 b = existing.get(key)
                 if b is not None and b.call_id == call_id and cseq <= b.cseq:
                     raise SipError(400, "CSeq out of order for this Call-ID", message=request)
             # RFC 3261 §10.3 step 7: all updates or none, so check the contact limit against
             # the outcome (live bindings only; RFC 5626 §6 replacements free a slot) first.
             flows = {k: (b.instance_id, b.reg_id) for k, b in existing.items()
-                     if b.expires_at > wall}
-            for na, key, exp in parsed:
+                     if b.expires_at > wall} if existing else {}
+            for key, exp, instance, reg_id, _q in parsed:
                 if exp == 0:
                     flows.pop(key, None)
                     continue
-                flow = (na.params.get("+sip.instance"), _int_or_none(na.params.get("reg-id")))
-                if flow[0]:
+                flow = (instance, reg_id)
+                if instance:
                     flows = {k: f for k, f in flows.items() if k == key or f != flow}
                 flows[key] = flow
             if len(flows) > s.max_contacts:
@@ -257,25 +283,21 @@ class Registrar:
                 return resp, RegisterOutcome("rejected", aor)
             received = f"{source.transport}:{source.host}:{source.port}"
             user_agent = request.headers.get("User-Agent") or ""
-            for na, key, exp in parsed:
-                instance = na.params.get("+sip.instance")
-                reg_id = _int_or_none(na.params.get("reg-id"))
+            location = self.location
+            for key, exp, instance, reg_id, q_text in parsed:
                 if exp == 0:
-                    if self.location.remove(aor, key) is not None:
+                    if location.remove(aor, key) is not None:
                         changed.append(key)
                     kind = "unregistered" if kind != "registered" else kind
                     continue
                 if instance:
                     # RFC 5626 §6: same instance (and reg-id) replaces its old flow's contact.
-                    for other, ob in list(self.location.bindings_of(aor).items()):
+                    for other, ob in list(location.bindings_of(aor).items()):
                         if other != key and ob.instance_id == instance and ob.reg_id == reg_id:
-                            self.location.remove(aor, other)
-                q = _float_or_none(na.params.get("q"))
-                self.location.put(Binding(
-                    aor=aor, contact=key, expires_at=wall + exp, q=q, call_id=call_id,
-                    cseq=cseq, received=received, user_agent=user_agent,
-                    instance_id=instance, reg_id=reg_id,
-                ))
+                            location.remove(aor, other)
+                # Positional: the dataclass __init__ binds them cheaper than keywords.
+                location.put(Binding(aor, key, wall + exp, _float_or_none(q_text), call_id,
+                                     cseq, received, user_agent, instance, reg_id))
                 changed.append(key)
                 kind = "registered"
         # RFC 3261 §10.3 step 8: answer with every current binding of the AOR.
@@ -288,15 +310,16 @@ class Registrar:
             # (PJSIP: "SIP outbound status ... is not active") takes it as unsupported.
             headers.append(("Require", "outbound"))
         headers.append(("Server", self.server))
-        resp = make_response(request, 200, "OK", to_tag=_tag(request), headers=headers)
+        resp = make_response(request, 200, "OK", to_tag=_tag_of(call_id, cseq), headers=headers)
         return resp, RegisterOutcome(kind, aor, tuple(changed))
 
 
 def _binds_outbound_flow(request: Request) -> bool:
     """RFC 5626 §6: a UA supporting outbound binds a flow (+sip.instance and reg-id) directly
     with us (no Path: we are its first hop). RFC 3261 §8.2.2.3: Require only what it supports."""
-    if "Path" in request.headers:
-        return False
+    index = request.headers._idx()
+    if "path" in index or "supported" not in index:
+        return False  # (values() of an absent Supported is empty: the same answer, cheaper)
     if "outbound" not in (v.lower() for v in request.headers.values("Supported")):
         return False
     return any(
@@ -309,7 +332,11 @@ def _binds_outbound_flow(request: Request) -> bool:
 def _tag(request: Request) -> str:
     # A stable To tag per request (RFC 3261 §8.2.6.2): derived, so retransmissions that
     # miss the transaction layer still get the same tag.
-    return format(hash((request.call_id, request.cseq.seq)) & 0xFFFFFFFF, "08x")
+    return _tag_of(request.call_id, request.cseq.seq)
+
+
+def _tag_of(call_id: str, cseq: int) -> str:
+    return format(hash((call_id, cseq)) & 0xFFFFFFFF, "08x")
 
 
 def _int_or_none(value: str | None) -> int | None:

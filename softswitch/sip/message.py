@@ -185,7 +185,10 @@ class Headers:
         return info[0] if info is not None else _name_info(name)[0]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        values = self._idx().get(self._key(name))
+        # _idx() and _key() inlined: the registrar reads several fields per REGISTER.
+        info = _NAMES.get(name)
+        key = info[0] if info is not None else _name_info(name)[0]
+        values = (self._index or self._idx()).get(key)
         return values[0] if values else default
 
     def getall(self, name: str) -> list[str]:
@@ -351,12 +354,18 @@ class _Message:
         cache = self.headers._cache
         value = cache.get("vias")
         if value is None:
-            value = []
+            lines = (self.headers._index or self.headers._idx()).get("via", ())
             try:
-                for line in (self.headers._index or self.headers._idx()).get("via", ()):
-                    value += parse_via(line)
+                if len(lines) == 1:
+                    value = parse_via(lines[0])  # one line: no list to grow
                     if len(value) > MAX_VIAS:
                         raise SipError(400, "Too Many Via Values")
+                else:
+                    value = []
+                    for line in lines:
+                        value += parse_via(line)
+                        if len(value) > MAX_VIAS:
+                            raise SipError(400, "Too Many Via Values")
             except SipError as exc:
                 raise SipError(400, f"{exc.reason} in Via header") from None
             cache["vias"] = value
@@ -889,30 +898,48 @@ def make_response(
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6; never raises for a partial request."""
     index = request.headers._index or request.headers._idx()
-    items: list[tuple[tuple[str, str], str]] = []
     # RFC 3261 §8.2.6.2: Via (all, in order), From, Call-ID, CSeq copied; To copied and
-    # tagged unless the request already had a To tag.
-    for value in index.get("via", ()):
-        items.append((_NAMES["via"], value))
-    for key in ("from", "to", "call-id", "cseq"):
-        values = index.get(key)
-        if values:
-            value = values[0]
-            if key == "to" and to_tag is not None and status > 100:
-                try:
-                    tagged = request.to.tag is not None
-                except SipError:
-                    tagged = True  # cannot tell; do not risk a second tag
-                if not tagged:
-                    value = f"{value};tag={to_tag}"
-            items.append((_NAMES[key], value))
+    # tagged unless the request already had a To tag. (Unrolled: two responses are built
+    # per authenticated registration.)
+    get = index.get
+    items = [(_VIA, value) for value in get("via", ())]
+    values = get("from")
+    if values:
+        items.append((_FROM, values[0]))
+    values = get("to")
+    if values:
+        value = values[0]
+        if to_tag is not None and status > 100:
+            try:
+                tagged = request.to.tag is not None
+            except SipError:
+                tagged = True  # cannot tell; do not risk a second tag
+            if not tagged:
+                value = f"{value};tag={to_tag}"
+        items.append((_TO, value))
+    values = get("call-id")
+    if values:
+        items.append((_CALL_ID, values[0]))
+    values = get("cseq")
+    if values:
+        items.append((_CSEQ, values[0]))
     if status == 100:
         # RFC 3261 §8.2.6.1: a 100 (Trying) copies Timestamp.
-        for value in index.get("timestamp", ()):
+        for value in get("timestamp", ()):
             items.append((_NAMES["timestamp"], value))
+    names = _NAMES
     for name, value in headers:
-        items.append((_name_info(name), value))
-    return Response(status, reason, Headers._from_parsed(items, None), body)
+        items.append((names.get(name) or _name_info(name), value))
+    response = Response.__new__(Response)  # __init__'s isinstance(headers) is moot here
+    response.status = status
+    response.reason = default_reason(status) if reason is None else reason
+    response.headers = Headers._from_parsed(items, None)
+    response.body = body
+    response.version = "SIP/2.0"
+    return response
+
+
+_VIA, _FROM, _TO, _CALL_ID, _CSEQ = (_NAMES[k] for k in ("via", "from", "to", "call-id", "cseq"))
 
 
 def stamp_via(request: Request, host: str, port: int) -> None:
@@ -973,4 +1000,4 @@ def response_destination(top_via: Via, source: Peer) -> Peer:
     port = top_via.rport
     if port is None:
         port = top_via.port or 5060
-    return Peer("udp", host.strip("[]"), port)
+    return _new_tuple(Peer, ("udp", host.strip("[]"), port))

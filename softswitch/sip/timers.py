@@ -103,9 +103,10 @@ class DeadlineQueues:
         if self._known:
             if best is None:
                 return None
-            if _live(best):
+            deadline, owner, rtx = best  # _live() inlined: asked after every input
+            if (owner.rtx_at if rtx else owner.timeout_at) == deadline:
                 # still live, so still the minimum: entries only ever left since
-                return best[0]
+                return deadline
         queue = self._head()
         self._best = best = None if queue is None else queue[0]
         self._known = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import SipError
-from .message import Request, _answerable, _uint
+from .message import _MISSING, Request, _answerable, _uint
 from .uri import AbsoluteURI, SipURI
 
 __all__ = ["KNOWN_METHODS", "check_request"]
@@ -28,6 +28,13 @@ _SINGLE = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSe
            ("max-forwards", "Max-Forwards"), ("content-length", "Content-Length"),
            ("content-type", "Content-Type"))  # fmt: skip
 _CALL_ID_FORBIDDEN = frozenset(" \t,;")
+# Request-URI texts seen to parse and pass the URI checks of `_check`. That is a pure
+# function of the text, and every REGISTER carries the registrar's own few URIs: for them
+# the parse (~1.4 µs) is skipped and `request.uri` stays lazy until someone reads it. Only
+# texts straight from the wire (URI not yet parsed) are looked up or remembered. A bound,
+# cleared when reached, not an LRU.
+_GOOD_URIS: set[str] = set()
+_GOOD_URIS_MAX = 4096
 
 
 def _allow_value(allowed: frozenset[str]) -> str:
@@ -100,13 +107,21 @@ def _check(request: Request, allowed: frozenset[str], supported: frozenset[str])
         lengths = index.get("content-length")
         if lengths is not None and _uint(lengths[0]) is None:
             raise _bad("Bad Content-Length")
-    uri = request.uri
-    if isinstance(uri, SipURI) and uri.headers:
-        # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI.
-        raise _bad("Headers not allowed in Request-URI")
-    # RFC 3261 §8.2.2.1 / §16.3 step 2.
-    if isinstance(uri, AbsoluteURI):
-        raise SipError(416, "Unsupported URI Scheme")
+    # A Request-URI parsed from the wire that passes these checks once passes them always;
+    # see _GOOD_URIS.
+    from_wire = request._uri is _MISSING
+    if not (from_wire and request.uri_text in _GOOD_URIS):
+        uri = request.uri
+        if isinstance(uri, SipURI) and uri.headers:
+            # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI.
+            raise _bad("Headers not allowed in Request-URI")
+        # RFC 3261 §8.2.2.1 / §16.3 step 2.
+        if isinstance(uri, AbsoluteURI):
+            raise SipError(416, "Unsupported URI Scheme")
+        if from_wire:
+            if len(_GOOD_URIS) >= _GOOD_URIS_MAX:
+                _GOOD_URIS.clear()
+            _GOOD_URIS.add(request.uri_text)
     # RFC 3261 §16.3 step 3; §11 lets OPTIONS be answered by the element it reached.
     if max_forwards == 0 and method != "OPTIONS":
         raise SipError(483, "Too Many Hops")
