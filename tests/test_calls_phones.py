@@ -8,7 +8,6 @@ sees (final status, SDP address, audio) and the CDR the switch wrote.
 from __future__ import annotations
 
 import asyncio
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from softswitch.app import Switch
 from softswitch.store.base import Cdr
 from tests.peers import free_port
+from tests.peers.audio import goertzel, read_wav, tone
 from tests.peers.phone import Phone
 
 pytestmark = pytest.mark.peers
@@ -101,39 +101,6 @@ async def cdrs(sw: Switch, n: int = 1, timeout: float = 5.0) -> list[Cdr]:
         if len(rows) >= n or loop.time() > deadline:
             return rows
         await asyncio.sleep(0.05)
-
-
-def tone(path: Path, freq: float, seconds: float = 3.0) -> str:
-    t = np.arange(int(8000 * seconds)) / 8000
-    samples = (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(samples.tobytes())
-    return str(path)
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Samples of a pjsua recording (RIFF sizes may be 0: read the data chunk to EOF)."""
-    data = path.read_bytes()
-    rate = int.from_bytes(data[24:28], "little")
-    pos = data.find(b"data")
-    assert pos > 0, "no data chunk"
-    return np.frombuffer(data[pos + 8:len(data) - (len(data) - pos - 8) % 2], "<i2"), rate
-
-
-def goertzel(samples: np.ndarray, rate: int, freq: float) -> float:
-    """Relative energy at `freq` (normalised by total energy)."""
-    x = samples.astype(np.float64)
-    if not len(x) or not np.any(x):
-        return 0.0
-    k = 2 * np.cos(2 * np.pi * freq / rate)
-    s1 = s2 = 0.0
-    for v in x:
-        s1, s2 = v + k * s1 - s2, s1
-    power = s1 * s1 + s2 * s2 - k * s1 * s2
-    return float(power / (len(x) * np.sum(x * x)))
 
 
 async def call_and_answer(caller: Phone, callee: Phone, setup: Setup, user: str, *,

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,13 +23,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import numpy as np
 import pytest
 
 from softswitch.app import Switch
 from softswitch.store import open_store
 from softswitch.store.base import Cdr
 from tests.peers import REPO_ROOT, free_port
+from tests.peers.audio import tone
 from tests.peers.phone import Phone
 
 USERS = {"1001": "pw1001", "1002": "pw1002"}
@@ -103,17 +102,6 @@ async def registered(name: str, user: str, setup: Setup) -> Phone:
     return phone
 
 
-def tone(path: Path, freq: float, seconds: float = 2.0) -> str:
-    t = np.arange(int(8000 * seconds)) / 8000
-    samples = (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(samples.tobytes())
-    return str(path)
-
-
 async def api(setup: Setup, **params: Any) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=setup.http, timeout=3.0) as client:
         r = await client.get("/api/cdr", params=params)
@@ -138,12 +126,12 @@ async def poll_cdrs(setup: Setup, n: int, timeout: float, **params: Any) -> list
 async def answered_call(setup: Setup, a: Phone, b: Phone, *, play: bool = False
                         ) -> tuple[int, int]:
     """1001 calls 1002, 1002 answers; returns (caller's call, callee's call)."""
-    tone_a = tone(setup.tmp / "a.wav", 440) if play else None
+    tone_a = tone(setup.tmp / "a.wav", 440, seconds=2.0) if play else None
     cid = await a.make_call(setup.uri("1002"), play=tone_a)
     inc = await b.wait_event("incoming_call", 10)
     await b.answer(inc["call"], 200)
     if play:
-        await b.play(inc["call"], tone(setup.tmp / "b.wav", 1000))
+        await b.play(inc["call"], tone(setup.tmp / "b.wav", 1000, seconds=2.0))
     await a.wait_call_state(cid, "confirmed", 10)
     return cid, inc["call"]
 
