@@ -29,11 +29,17 @@ lint: $(BIN)/.installed
 
 # Benchmarks (not tests): figures go to benchmarks/RESULTS.md by hand, with the command.
 bench: $(BIN)/.installed peers
+	@command -v rtpengine >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		(apt-get install -y -qq rtpengine-daemon >/dev/null && systemctl disable --now rtpengine 2>/dev/null; true)
 	$(BIN)/python benchmarks/bench_parser.py
 	$(BIN)/python benchmarks/bench_transaction.py
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_directory.py
+	$(BIN)/python benchmarks/bench_media.py
+	$(BIN)/python benchmarks/bench_acd.py
 	$(BIN)/python benchmarks/bench_register.py --targets softswitch,kamailio --duration 30
+	$(BIN)/python benchmarks/bench_calls.py setup --rate 150 --duration 60
+	$(BIN)/python benchmarks/bench_calls.py relay --calls 500 --duration 60
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
