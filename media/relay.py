@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
@@ -61,7 +62,7 @@ class LegMedia:
 class _Leg:
     __slots__ = ("relay", "port", "rtp", "rtcp", "remote", "rtcp_remote", "latched",
                  "rtcp_latched", "peer", "last_rx", "media", "table", "pt_map", "rx", "tx",
-                 "last_out", "shift")
+                 "last_out", "shift", "tap")
 
     def __init__(self, relay: RtpRelay, port: int, rtp: socket.socket,
                  rtcp: socket.socket) -> None:
@@ -87,6 +88,8 @@ class _Leg:
         # After generated audio (hold music) the relayed stream continues it: (sequence
         # offset, timestamp offset, SSRC) applied to what this leg sends; [] = not yet known.
         self.shift: list[int] | None = None
+        # Sees every packet received on this leg (DTMF collection by the switch itself).
+        self.tap: Callable[[bytes], None] | None = None
 
     def on_rtp(self) -> None:
         sock = self.rtp
@@ -103,6 +106,8 @@ class _Leg:
             if not self.latched:
                 self.remote = addr  # RFC 4961: send back where the peer sends from
                 self.latched = True
+            if self.tap is not None:
+                self.tap(data)
             peer = self.peer
             if peer is None or peer.remote is None or len(data) < 12:
                 continue
@@ -264,6 +269,12 @@ class RtpRelay:
         leg = self._legs.get(port)
         if leg is not None:
             leg.shift = []
+
+    def tap(self, port: int, callback: Callable[[bytes], None] | None) -> None:
+        """Call `callback` with every RTP packet received on leg `port` (None: stop)."""
+        leg = self._legs.get(port)
+        if leg is not None:
+            leg.tap = callback
 
     def send(self, port: int, data: bytes) -> bool:
         """Send one generated RTP packet from leg `port`'s socket to where it sends (so a

@@ -22,8 +22,21 @@ import uvicorn
 
 from media.player import load_clip
 from media.relay import RtpRelay
-from softswitch.b2bua import B2bua, Bridge, PlayMoh, ReleaseMedia, StopMoh, WriteCdr
+from softswitch.b2bua import (
+    B2bua,
+    Bridge,
+    Command,
+    LegAnswered,
+    LegFailed,
+    LocalCall,
+    LocalEnded,
+    PlayMoh,
+    ReleaseMedia,
+    StopMoh,
+    WriteCdr,
+)
 from softswitch.config import Config, ConfigError, load_config
+from softswitch.contact_centre import ContactCentre
 from softswitch.core import SipCore
 from softswitch.dialplan import Dialplan
 from softswitch.directory import Directory
@@ -103,6 +116,7 @@ class Switch:
         # The one media clock (music on hold): one timer for every generated stream.
         self.media_clock: MediaClockDriver | None = None
         self.b2bua: B2bua | None = None
+        self.contact_centre: ContactCentre | None = None
         self._cdr_tasks: set[asyncio.Task[None]] = set()
         self.cdrs_written = 0
         self.cdrs_failed = 0
@@ -138,13 +152,15 @@ class Switch:
         self.relay = RtpRelay(cfg.media.address, low, high, loop)
         self.media_clock = MediaClockDriver(self.relay, loop)
         self.b2bua = B2bua(
-            self.core.transactions, registrar, Dialplan(self.directory), self.location,
+            self.core.transactions, registrar, _dialplan(self.directory, cfg), self.location,
             self.relay.allocate, domain=cfg.sip.domain, media_address=cfg.media.address,
             ring_timeout=float(cfg.calls.ring_timeout_s), timers=timers,
             server=cfg.sip.user_agent,
         )
         self.b2bua.trusted = cfg.sip.trusted
         self.core.b2bua = self.b2bua
+        self.contact_centre = ContactCentre(cfg, self.b2bua, self.relay, self.media_clock,
+                                            self._run_b2bua, loop)
         self.transports = Transports(
             self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
         )
@@ -195,6 +211,8 @@ class Switch:
         log.info("stopping")
         if self._timer is not None:
             self._timer.cancel()
+        if self.contact_centre is not None:
+            self.contact_centre.close()
         if self.b2bua is not None and self.core is not None and self.transports is not None:
             # Live calls end with BYE (or a final response) and their CDRs are written.
             loop = asyncio.get_running_loop()
@@ -287,6 +305,14 @@ class Switch:
             log.exception("error in SIP timer")
         self._rearm()
 
+    def _run_b2bua(self, commands: list[Command]) -> None:
+        """Carry out B2BUA commands asked for outside a SIP input (the contact centre)."""
+        assert self.core is not None and self.transports is not None
+        out = self.core.split(commands)
+        if out:
+            self.transports.send_all(out)
+        self._rearm()
+
     def _run_commands(self) -> None:
         """Carry out what the B2BUA asked of the relay and the store."""
         assert self.core is not None
@@ -312,6 +338,9 @@ class Switch:
                     assert self.relay is not None and self.media_clock is not None
                     self.media_clock.stop(cmd.port)
                     self.relay.continue_stream(cmd.port)
+                elif type(cmd) in (LocalCall, LegAnswered, LegFailed, LocalEnded):
+                    assert self.contact_centre is not None
+                    self.contact_centre.handle(cmd)  # type: ignore[arg-type]
                 elif type(cmd) is WriteCdr:
                     task = asyncio.ensure_future(self._write_cdr(cmd))
                     self._cdr_tasks.add(task)
@@ -419,7 +448,7 @@ class Switch:
         self.directory = directory
         if self.b2bua is not None:
             # New calls route with the new dialplan; calls in progress keep their legs.
-            self.b2bua.dialplan = Dialplan(directory)
+            self.b2bua.dialplan = _dialplan(directory, new)
             self.b2bua.ring_timeout = float(new.calls.ring_timeout_s)
             self.b2bua.trusted = new.sip.trusted
         registrar = self.core.registrar
@@ -434,6 +463,12 @@ class Switch:
             )
             changes.append("auth settings")
         self._apply_throttle(new)
+        if self.contact_centre is not None and (
+                (old.agents, old.queues, old.priority_rules, old.services, old.contact_centre)
+                != (new.agents, new.queues, new.priority_rules, new.services,
+                    new.contact_centre)):
+            self.contact_centre.apply_config(new)
+            changes.append("contact centre (new calls)")
         if old.log != new.log:
             configure_logging(new.log.level)
             self.tracer.set(new.log.trace)
@@ -537,6 +572,10 @@ class Switch:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cfg.sip.tls_certificate, cfg.sip.tls_private_key)
         return ctx
+
+
+def _dialplan(directory: Directory, cfg: Config) -> Dialplan:
+    return Dialplan(directory, frozenset(s.number for s in cfg.services))
 
 
 def _tune_gc() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from media.relay import LegMedia
-from softswitch.dialplan import Dialplan, NotFound
+from softswitch.dialplan import Application, Dialplan, NotFound
 from softswitch.location import LocationService
 from softswitch.midcall import MidCall, PlayMoh, Reoffer, StopMoh
 from softswitch.offer_answer import (
@@ -50,8 +50,8 @@ from softswitch.sip.transaction import (
 from softswitch.sip.uri import NameAddr, SipURI, TelURI, Via, parse_name_addr, parse_uri
 from softswitch.store.base import Cdr
 
-__all__ = ["B2bua", "Bridge", "Call", "Command", "PlayMoh", "ReleaseMedia", "StopMoh",
-           "WriteCdr"]
+__all__ = ["B2bua", "Bridge", "Call", "Command", "LegAnswered", "LegFailed", "LocalCall",
+           "LocalEnded", "PlayMoh", "ReleaseMedia", "StopMoh", "WriteCdr"]
 
 log = logging.getLogger("softswitch.b2bua")
 
@@ -78,7 +78,41 @@ class WriteCdr:
     cdr: Cdr
 
 
-Command = SendMessage | Bridge | ReleaseMedia | WriteCdr | PlayMoh | StopMoh
+# A call the switch answers itself (service number, feature code): the A leg is anchored at
+# `a_port` and nothing is bridged until the application offers it to someone (`offer_leg`).
+@dataclass(frozen=True, slots=True)
+class LocalCall:
+    call: Call
+    kind: str  # "service" or "feature" (softswitch.dialplan.Application)
+    number: str
+    a: LegMedia  # what the caller's leg negotiated (where generated audio goes)
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    """The leg `offer_leg` rang answered (ACKed; bridged only by `connect`)."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class LegFailed:
+    """Every branch `offer_leg` rang failed (best final status) or nobody was registered."""
+
+    call: Call
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEnded:
+    """A call answered by the switch ended (either side, or the switch)."""
+
+    call: Call
+    side: str
+
+
+Command = (SendMessage | Bridge | ReleaseMedia | WriteCdr | PlayMoh | StopMoh | LocalCall
+           | LegAnswered | LegFailed | LocalEnded)
 
 
 @dataclass(eq=False, slots=True)
@@ -139,6 +173,7 @@ class Call:
     reoffer: Reoffer | None = None
     session: SessionExpires | None = None
     session_timer: SessionTimer | None = None
+    local: bool = False  # answered by the switch (LocalCall); B leg rung by offer_leg
 
     @property
     def call_id(self) -> str:
@@ -286,6 +321,8 @@ class B2bua(MidCall):
         route = self.dialplan.resolve(dialled)
         if isinstance(route, NotFound):
             return self._fail(call, 404, "Not Found", now, wall)
+        if isinstance(route, Application):
+            return self._answer_locally(call, route, offer, now, wall)
         call.callee = route.user
         # Registered contacts (where each REGISTER came from), then a static one from config.
         targets: list[tuple[str, Peer, bool]] = []
@@ -468,6 +505,9 @@ class B2bua(MidCall):
             return out  # a retransmitted 2xx: ACKed again, nothing else
         branch.done = True
         branch.final = resp.status
+        if call.local and call.winner is None and call.state == "answered" and (
+                branch in call.branches):
+            return out + self._leg_answered(call, branch, resp, now)
         if call.state != "ringing":
             # Answered too late (after a CANCEL, another branch, or the caller's CANCEL):
             # RFC 3261 §9.1 — the dialog is ended with BYE.
@@ -516,6 +556,13 @@ class B2bua(MidCall):
         return out
 
     def _branch_failed(self, call: Call, now: float, wall: float) -> list[Command]:
+        if call.local:
+            if (call.state != "answered" or call.winner is not None or not call.branches
+                    or any(not b.done for b in call.branches)):
+                return []
+            best = min((b.final for b in call.branches), key=_rank)
+            call.branches = []
+            return [LegFailed(call, best)]
         if call.state != "ringing" or any(not b.done for b in call.branches):
             return []
         best = min((b.final for b in call.branches), key=_rank)
@@ -584,6 +631,8 @@ class B2bua(MidCall):
             return self._send_response(
                 txn, make_response(req, 481, "Call/Transaction Does Not Exist"), now)
         call, leg = found
+        if call.winner is None:
+            return self._local_in_dialog(call, txn, req, now, wall)
         dialog, other, other_dest = self._legs(call, leg)
         try:
             dialog.receive_request(req)
@@ -653,6 +702,11 @@ class B2bua(MidCall):
             call.a_ack.done = True
         self.completed += 1
         out: list[Command] = []
+        if call.local:
+            if call.winner is None:
+                for branch in call.branches:
+                    out.extend(self._cancel_branch(branch, now))
+            out.append(LocalEnded(call, side))
         ports = tuple(p for p in (call.a_port, call.b_port) if p)
         if ports:
             out.append(ReleaseMedia(ports))
@@ -669,6 +723,10 @@ class B2bua(MidCall):
 
     def hangup(self, call: Call, cause: str, now: float, wall: float) -> list[Command]:
         """The switch ends `call` (RTP inactivity, shutdown): BYE both legs or refuse it."""
+        if call.state == "answered" and call.winner is None:
+            assert call.a_dialog is not None
+            out_a = self._send_bye(call.a_dialog, call.a_peer, now)
+            return out_a + self._end(call, "answered", cause, "switch", now, wall)
         if call.state == "answered":
             out: list[Command] = []
             a, b, b_dest = self._legs(call, "a")
@@ -686,6 +744,137 @@ class B2bua(MidCall):
         for call in list(self.calls.values()):
             out.extend(self.hangup(call, cause, now, wall))
         return out
+
+    # -- calls the switch answers (contact centre) ------------------------------------------
+    def _answer_locally(self, call: Call, route: Application, offer: SessionDescription,
+                        now: float, wall: float) -> list[Command]:
+        """RFC 3261 §13.3.1.4: the switch is the UAS; media anchored at one relay port."""
+        call.callee = route.number
+        call.local = True
+        a_port = self.allocate()
+        if a_port is None:
+            return self._fail(call, 503, "Service Unavailable", now, wall, cause="no_ports")
+        call.a_port = a_port
+        answered = answer_offer(offer, address=self.media_address, port=a_port,
+                                origin=make_origin(self.media_address),
+                                capabilities=self.capabilities)
+        if answered is None:
+            return self._fail(call, 488, "Not Acceptable Here", now, wall)
+        call.a_answer, call.a_neg = answered
+        resp_a = make_response(
+            call.a_invite, 200, "OK", to_tag=call.a_tag,
+            headers=[("Contact", self._contact(call.a_peer.transport)), ("Allow", ALLOW),
+                     ("Server", self.server), ("Content-Type", "application/sdp"),
+                     *self._session_headers(call)],
+            body=call.a_answer.to_bytes())
+        call.a_local = call.a_answer
+        call.a_dialog = Dialog.from_request(call.a_invite, resp_a)
+        self._by_dialog[call.a_dialog.id] = (call, "a")
+        call.a_ack = AckWait(resp_a, now, self.timers)
+        call.a_last_2xx = resp_a
+        self._arm(call, now + self.timers.t1)
+        out = self._send_response(call.a_txn, resp_a, now)
+        call.state = "answered"
+        call.answered_at = wall
+        call.answered_mono = now
+        self._start_session_timer(call, now)
+        log.info("call %d %s -> %s answered by the switch (%s)", call.id, call.caller,
+                 call.callee, route.kind)
+        out.append(LocalCall(call, route.kind, route.number, _leg_media(call.a_neg)))
+        return out
+
+    def offer_leg(self, call: Call, aor: str, now: float, wall: float, *,
+                  headers: tuple[tuple[str, str], ...] = ()) -> list[Command]:
+        """Ring the registered contacts of `aor` for a call the switch answered (in parallel;
+        the first 2xx is reported as `LegAnswered`, all failing as `LegFailed`)."""
+        if call.state != "answered" or call.winner is not None or call.a_neg is None:
+            return []
+        targets = [(b.contact, dest) for b in self.location.lookup(aor, wall)
+                   if (dest := _peer_of(b.received)) is not None]
+        if not targets:
+            return [LegFailed(call, 480)]
+        if not call.b_port:
+            b_port = self.allocate()
+            if b_port is None:
+                return [LegFailed(call, 503)]
+            call.b_port = b_port
+        first = call.a_neg.codec
+        others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
+        caps = Capabilities((first, *others), self.capabilities.telephone_event,
+                            self.capabilities.ptime)
+        call.b_offer = make_offer(address=self.media_address, port=call.b_port,
+                                  origin=make_origin(self.media_address), capabilities=caps)
+        out: list[Command] = []
+        call.branches = []
+        for contact, dest in targets:
+            invite = self._b_invite(call, contact, dest, call.caller_display, None)
+            invite.headers.set("To", f"<sip:{aor}@{self.domain}>")
+            for name, value in headers:
+                invite.headers.add(name, value)
+            branch = Branch(call, dest, invite)
+            call.branches.append(branch)
+            branch.txn, events = self.transactions.send_request(invite, dest, now)
+            self._by_client[branch.txn] = branch
+            out.extend(e for e in events if isinstance(e, SendMessage))
+        return out
+
+    def cancel_leg(self, call: Call, now: float) -> list[Command]:
+        """Stop ringing the leg `offer_leg` started (RFC 3261 §9.1)."""
+        out: list[Command] = []
+        if call.winner is None:
+            for branch in call.branches:
+                out.extend(self._cancel_branch(branch, now))
+            call.branches = []
+        return out
+
+    def connect(self, call: Call) -> list[Command]:
+        """Bridge the caller with the answered leg."""
+        if call.state != "answered" or call.winner is None:
+            return []
+        return [self._bridge(call)]
+
+    def _leg_answered(self, call: Call, branch: Branch, resp: Response,
+                      now: float) -> list[Command]:
+        assert branch.dialog is not None and call.b_offer is not None
+        try:
+            neg = accept_answer(call.b_offer, parse_sdp(resp.body)) if resp.body else None
+        except SdpError:
+            neg = None
+        if neg is None:
+            call.branches = [b for b in call.branches if b is not branch]
+            refused = self._send_bye(branch.dialog, branch.dest, now)
+            if not call.branches:
+                refused.append(LegFailed(call, 488))
+            return refused
+        call.b_neg, call.b_remote, call.b_local = neg, _sdp_or_none(resp.body), call.b_offer
+        call.winner = branch
+        self._by_dialog[branch.dialog.id] = (call, "b")
+        out: list[Command] = []
+        for other in call.branches:
+            if other is not branch:
+                out.extend(self._cancel_branch(other, now))
+        out.append(LegAnswered(call))
+        return out
+
+    def _local_in_dialog(self, call: Call, txn: ServerTransaction, req: Request, now: float,
+                         wall: float) -> list[Command]:
+        """A request from the caller of a call nobody else is in yet."""
+        assert call.a_dialog is not None
+        try:
+            call.a_dialog.receive_request(req)
+        except SipError as exc:
+            return self._send_response(txn, make_response(req, exc.status, exc.reason), now)
+        if req.method == "BYE":
+            out = self._send_response(txn, make_response(req, 200, "OK"), now)
+            return out + self._end(call, "answered", "bye", "caller", now, wall)
+        if req.method in ("INVITE", "UPDATE") and req.body:
+            # A new offer with nobody to pass it to: the session stays as it is (§14.1).
+            return self._send_response(txn, make_response(req, 488, "Not Acceptable Here"),
+                                       now)
+        body = b""
+        if req.method == "INVITE" and call.a_local is not None:
+            body = call.a_local.to_bytes()
+        return self._ok(call, "a", txn, req, body, [], now)
 
     # -- timers -----------------------------------------------------------------------------
     def get_timer(self) -> float | None:

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from softswitch.acd_config import AgentEntry, PriorityRuleEntry, QueueEntry, ServiceEntry
+
 __all__ = [
     "AuthConfig",
     "CallsConfig",
@@ -438,6 +440,29 @@ class WebConfig(_Model):
     timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Jakarta"  # times on web pages
 
 
+class ContactCentreConfig(_Model):
+    # Prompts live in <prompts>/<language>/<name>.wav, relative to the file defining this.
+    prompts: str = Field(default="prompts", validate_default=True)
+    language: str = "id"
+    pin_failures: PositiveInt = 3  # wrong PINs in a row from one phone before a lockout ...
+    lockout_s: PositiveInt = 300  # ... of this many seconds
+    digit_timeout_s: Annotated[float | int, Field(gt=0)] = 10  # between keys when collecting
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts_dir(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dirs", {}).get("contact_centre")
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = Path(base or DEFAULT_MOH.parent.parent) / path
+        if not path.is_dir():
+            raise ValueError(f"directory not found: {path}")
+        return str(path)
+
+    def prompt(self, name: str, language: str | None = None) -> Path:
+        return Path(self.prompts) / (language or self.language) / f"{name}.wav"
+
+
 class Config(_Model):
     sip: SipConfig = SipConfig()
     registrar: RegistrarConfig = RegistrarConfig()
@@ -449,6 +474,11 @@ class Config(_Model):
     calls: CallsConfig = CallsConfig()
     web: WebConfig = WebConfig()
     users: tuple[UserConfig, ...] = ()
+    contact_centre: ContactCentreConfig = ContactCentreConfig()
+    agents: tuple[AgentEntry, ...] = ()
+    queues: tuple[QueueEntry, ...] = ()
+    priority_rules: tuple[PriorityRuleEntry, ...] = ()
+    services: tuple[ServiceEntry, ...] = ()
 
     _source_path: Path = PrivateAttr(default=Path("."))
     _files: tuple[Path, ...] = PrivateAttr(default=())
@@ -624,6 +654,7 @@ def _cross_checks(loader: _Loader) -> Iterator[str]:
 
 def _semantic_checks(config: Config, loader: _Loader) -> Iterator[str]:
     """Checks that need the validated configuration."""
+    yield from _contact_centre_checks(config, loader)
     offered = set(config.auth.algorithms)
     for i, user in enumerate(config.users):
         if user.password is not None or (user.ha1 is None and user.ha1_sha256 is None):
@@ -635,6 +666,33 @@ def _semantic_checks(config: Config, loader: _Loader) -> Iterator[str]:
                 f"{loader.locate(('users', i))}: has only {'/'.join(sorted(usable))} HA1 "
                 f"but auth.algorithms offers {', '.join(config.auth.algorithms)}"
             )
+
+
+def _contact_centre_checks(config: Config, loader: _Loader) -> Iterator[str]:
+    queues = {q.name for q in config.queues}
+    extensions = {u.extension for u in config.users}
+    for kind, items in (("queues", [q.name for q in config.queues]),
+                        ("agents", [a.id for a in config.agents]),
+                        ("services", [s.number for s in config.services])):
+        seen: dict[str, int] = {}
+        for i, key in enumerate(items):
+            first = seen.setdefault(key, i)
+            if first != i:
+                yield f"{loader.locate((kind, i))}: duplicate of {loader.locate((kind, first))}"
+    for i, agent in enumerate(config.agents):
+        for name in agent.queues:
+            if name not in queues:
+                yield f"{loader.locate(('agents', i, 'queues', name))}: no such queue"
+    for i, service in enumerate(config.services):
+        if service.queue not in queues:
+            yield f"{loader.locate(('services', i, 'queue'))}: no such queue {service.queue!r}"
+        if service.number in extensions:
+            yield f"{loader.locate(('services', i, 'number'))}: is also a user's extension"
+    for i, service in enumerate(config.services):
+        for key in ("greeting", "after_hours"):
+            wav = config.contact_centre.prompt(getattr(service, key), service.language)
+            if not wav.is_file():
+                yield f"{loader.locate(('services', i, key))}: prompt not found: {wav}"
 
 
 def load_config(path: str | Path) -> Config:

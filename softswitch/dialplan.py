@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from softswitch.directory import Directory
 
-__all__ = ["Dialplan", "Extension", "NotFound", "Route"]
+__all__ = ["FEATURE_CODES", "Application", "Dialplan", "Extension", "NotFound", "Route"]
+
+# Agent feature codes (ACD-0, ACD-4): login, logout, aux, available.
+FEATURE_CODES = frozenset({"*11", "*12", "*13", "*14"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,20 +30,33 @@ class NotFound:
     dialled: str
 
 
-Route = Extension | NotFound
+@dataclass(frozen=True, slots=True)
+class Application:
+    """The switch answers itself: a service number ("service") or a feature code ("feature")."""
+
+    kind: str
+    number: str
+
+
+Route = Extension | NotFound | Application
 
 
 class Dialplan:
-    __slots__ = ("directory",)
+    __slots__ = ("directory", "services")
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, services: frozenset[str] = frozenset()) -> None:
         self.directory = directory
+        self.services = services
 
     def resolve(self, dialled: str) -> Route:
         # Visual separators a phone may keep in a dialled number (RFC 3966 §5.1.1).
         number = dialled.strip()
         for ch in "-.() ":
             number = number.replace(ch, "")
+        if number in self.services:
+            return Application("service", number)
+        if number in FEATURE_CODES:
+            return Application("feature", number)
         if number and self.directory.lookup(number) is not None:
             return Extension(number)
         return NotFound(dialled)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from media.clock import FRAME, MediaClock
 from media.player import Clip
@@ -46,6 +47,8 @@ class MediaClockDriver:
         self.clock = MediaClock(self.loop.time(), ptime=ptime)
         self._timer: asyncio.TimerHandle | None = None
         self.packets = 0
+        # Told the leg of every clip played to its end (loop=False): prompts, then what next.
+        self.on_finished: Callable[[int], None] | None = None
 
     def __contains__(self, port: int) -> bool:
         return port in self.clock
@@ -86,6 +89,9 @@ class MediaClockDriver:
             for port, packet in out.packets:
                 send(port, packet)  # type: ignore[arg-type]
             self.packets += len(out.packets)
+            if out.finished and self.on_finished is not None:
+                for port in out.finished:
+                    self.on_finished(port)  # type: ignore[arg-type]
         except Exception:
             log.exception("media clock tick failed")
         self._arm()

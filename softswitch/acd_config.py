@@ -1,0 +1,224 @@
+"""The contact centre's configuration (issue 4): `[[agents]]`, `[[queues]]`, `[[services]]`.
+
+Pydantic models validated with the rest of `softswitch.toml` (errors by key path), turned
+into the ACD engine's frozen `acd.config.AcdConfig` by `build_acd_config()`. Agent PINs are
+kept as scrypt hashes (`pin_hash`); a plain `pin` (demo files) is hashed at load and never
+kept. `OpeningHours.is_open(wall)` answers IVR-3 (local time, weekly schedule, holidays).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from datetime import date, datetime, time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from acd.config import AcdConfig, AgentConfig, QueueConfig
+from acd.priority import PriorityRule
+from acd.strategies import REGISTRY as STRATEGIES
+
+__all__ = [
+    "AgentEntry", "OpeningHours", "PriorityRuleEntry", "QueueEntry", "ServiceEntry",
+    "build_acd_config", "hash_pin", "verify_pin",
+]
+
+_DIGITS = re.compile(r"[0-9]{1,16}")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])")
+# scrypt cost: ~50 ms per check on this machine, so guessing PINs offline stays slow.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1
+
+
+def hash_pin(pin: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64) of `pin`."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P,
+                            dklen=32)
+    b64 = base64.b64encode
+    return (f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$"
+            f"{b64(salt).decode()}${b64(digest).decode()}")
+
+
+def verify_pin(pin: str, stored: str) -> bool:
+    """Constant-time check of `pin` against a `hash_pin()` string."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        want = base64.b64decode(digest)
+        got = hashlib.scrypt(pin.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                             p=int(p), dklen=len(want))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+def _digits(value: str) -> str:
+    if not _DIGITS.fullmatch(value):
+        raise ValueError("must be 1 to 16 digits (keyed on a phone keypad)")
+    return value
+
+
+def _pin_hash(value: str) -> str:
+    parts = value.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+        raise ValueError("must be scrypt$N$r$p$salt$hash (softswitch hash-pin)")
+    return value
+
+
+def _strategy(value: str) -> str:
+    if value not in STRATEGIES:
+        raise ValueError(f"unknown strategy {value!r}; one of {', '.join(sorted(STRATEGIES))}")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression: {exc}") from None
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name: 'Asia/Jakarta')") from None
+    return value
+
+
+def _spans(value: tuple[str, ...]) -> tuple[str, ...]:
+    for span in value:
+        m = _SPAN.fullmatch(span)
+        if m is None:
+            raise ValueError(f"{span!r}: expected HH:MM-HH:MM, e.g. 08:00-17:00")
+        if (int(m[1]), int(m[2])) >= (int(m[3]), int(m[4])):
+            raise ValueError(f"{span!r}: ends before it starts")
+    return value
+
+
+def _holiday(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r}: expected a date YYYY-MM-DD") from None
+    return value
+
+
+Digits = Annotated[str, AfterValidator(_digits)]
+Spans = Annotated[tuple[str, ...], AfterValidator(_spans)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class AgentEntry(_Model):
+    id: Digits
+    name: str = ""
+    pin_hash: Annotated[str, AfterValidator(_pin_hash)]
+    queues: dict[str, Annotated[int, Field(ge=0)]] = {}  # queue -> penalty (0 best)
+    skills: dict[str, Annotated[int, Field(ge=0)]] = {}
+    wrap_up_s: Annotated[float | int, Field(ge=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_plain_pin(cls, data: Any) -> Any:
+        # A demo file may give `pin`; only its hash is kept (never the PIN itself).
+        if isinstance(data, dict) and "pin" in data:
+            data = dict(data)
+            pin = data.pop("pin")
+            if "pin_hash" in data:
+                raise ValueError("give pin or pin_hash, not both")
+            if not isinstance(pin, str) or not _DIGITS.fullmatch(pin) or len(pin) < 4:
+                raise ValueError("pin: must be 4 to 16 digits (a string)")
+            data["pin_hash"] = hash_pin(pin)
+        return data
+
+
+class PriorityRuleEntry(_Model):
+    name: str
+    priority_class: Annotated[int, Field(ge=0)]
+    caller_prefixes: tuple[str, ...] = ()
+    caller_regex: Annotated[str, AfterValidator(_regex)] | None = None
+    vip: tuple[str, ...] = ()
+    dialled: tuple[str, ...] = ()
+
+    def rule(self) -> PriorityRule:
+        return PriorityRule(self.name, self.priority_class, self.caller_prefixes,
+                            self.caller_regex, frozenset(self.vip), self.dialled)
+
+
+class QueueEntry(_Model):
+    name: Annotated[str, Field(min_length=1)]
+    strategy: Annotated[str, AfterValidator(_strategy)] = "longest_idle"
+    ring_timeout_s: Annotated[float | int, Field(gt=0)] = 15
+    wrap_up_s: Annotated[float | int, Field(ge=0)] = 0
+    auto_answer: bool = False
+    ageing_s: Annotated[float | int, Field(gt=0)] | None = None
+    max_wait_s: Annotated[float | int, Field(gt=0)] | None = None
+    max_length: Annotated[int, Field(gt=0)] | None = None
+    overflow: str | None = None  # where max wait/length sends a call; None: prompt, hang up
+    announce_interval_s: Annotated[float | int, Field(gt=0)] | None = None
+
+    def queue(self) -> QueueConfig:
+        return QueueConfig(
+            self.name, self.strategy, ring_timeout=float(self.ring_timeout_s),
+            auto_answer=self.auto_answer, acw=float(self.wrap_up_s),
+            ageing=None if self.ageing_s is None else float(self.ageing_s),
+            max_wait=None if self.max_wait_s is None else float(self.max_wait_s),
+            max_wait_destination=self.overflow, max_length=self.max_length,
+            max_length_destination=self.overflow,
+            announce_interval=(None if self.announce_interval_s is None
+                               else float(self.announce_interval_s)))
+
+
+class OpeningHours(_Model):
+    """Weekly opening spans in a time zone; holidays are closed all day. No hours: open."""
+
+    timezone: Annotated[str, AfterValidator(_zone)] = "Asia/Jakarta"
+    mon: Spans = ()
+    tue: Spans = ()
+    wed: Spans = ()
+    thu: Spans = ()
+    fri: Spans = ()
+    sat: Spans = ()
+    sun: Spans = ()
+    holidays: tuple[Annotated[str, AfterValidator(_holiday)], ...] = ()
+
+    def is_open(self, wall: float) -> bool:
+        local = datetime.fromtimestamp(wall, ZoneInfo(self.timezone))
+        if local.date().isoformat() in self.holidays:
+            return False
+        now = local.time()
+        for span in getattr(self, _DAYS[local.weekday()]):
+            start, _, end = span.partition("-")
+            if time.fromisoformat(start) <= now and (
+                    end == "24:00" or now < time.fromisoformat(end)):
+                return True
+        return False
+
+
+class ServiceEntry(_Model):
+    number: Annotated[str, Field(min_length=1)]
+    queue: str
+    greeting: str = "greeting"  # a prompt name under [contact_centre] prompts/<language>/
+    after_hours: str = "after-hours"
+    language: str | None = None  # None: the centre's default
+    hours: OpeningHours | None = None  # None: open at all hours
+
+
+def build_acd_config(agents: tuple[AgentEntry, ...], queues: tuple[QueueEntry, ...],
+                     rules: tuple[PriorityRuleEntry, ...]) -> AcdConfig:
+    return AcdConfig.build(
+        (q.queue() for q in queues),
+        (AgentConfig(a.id, dict(a.queues), dict(a.skills),
+                     None if a.wrap_up_s is None else float(a.wrap_up_s)) for a in agents),
+        priority_rules=tuple(r.rule() for r in rules))
