@@ -12,7 +12,7 @@ say() {  # say LANG VOICE NAME TEXT
     rm -f "$tmp"
 }
 
-say id id greeting "Selamat datang di pusat layanan. Mohon tunggu, panggilan Anda akan segera dilayani."
+say id id greeting "Selamat datang di pusat layanan."
 say id id after-hours "Terima kasih telah menghubungi kami. Layanan kami buka hari Senin sampai Jumat, pukul delapan sampai tujuh belas."
 say id id agent-id "Masukkan nomor agen, diakhiri tanda pagar."
 say id id pin "Masukkan PIN, diakhiri tanda pagar."
@@ -24,7 +24,7 @@ say id id aux-code "Masukkan kode aktivitas, diakhiri tanda pagar."
 say id id done "Terima kasih."
 say id id unavailable "Maaf, semua agen sedang sibuk. Silakan hubungi kami kembali."
 
-say en en greeting "Welcome to the service centre. Please hold, your call will be answered shortly."
+say en en greeting "Welcome to the service centre."
 say en en after-hours "Thank you for calling. We are open Monday to Friday, from eight to five."
 say en en agent-id "Enter your agent number, followed by the hash key."
 say en en pin "Enter your PIN, followed by the hash key."
@@ -35,3 +35,27 @@ say en en locked "Too many attempts. Try again later."
 say en en aux-code "Enter the activity code, followed by the hash key."
 say en en done "Thank you."
 say en en unavailable "Sorry, all agents are busy. Please call again later."
+
+# Menu (IVR-2), announcements while queued (ACD-2), survey (ACC-8).
+say id id menu "Untuk informasi, tekan satu. Untuk berbicara dengan agen, tekan dua."
+say id id info "Pusat layanan kami buka hari Senin sampai Jumat, pukul delapan sampai tujuh belas. Informasi lengkap tersedia di situs web kami."
+say id id invalid "Maaf, pilihan tidak dikenal."
+say id id you-are-number "Anda berada di antrean nomor"
+say id id wait-about "Perkiraan waktu tunggu sekitar"
+say id id minutes "menit."
+say id id survey "Mohon nilai layanan kami. Tekan satu sampai lima, lima untuk sangat puas."
+say id id survey-thanks "Terima kasih atas penilaian Anda."
+say en en menu "For information, press one. To speak to an agent, press two."
+say en en info "Our service centre is open Monday to Friday, from eight to five. Full information is on our web site."
+say en en invalid "Sorry, that is not a valid choice."
+say en en you-are-number "You are number"
+say en en wait-about "The expected wait is about"
+say en en minutes "minutes."
+say en en survey "Please rate our service. Press one to five, five for very satisfied."
+say en en survey-thanks "Thank you for your rating."
+n=0
+while [ "$n" -le 20 ]; do
+    say id id "number-$n" "$n"
+    say en en "number-$n" "$n"
+    n=$((n + 1))
+done

@@ -14,7 +14,7 @@ import hmac
 import os
 import re
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -24,9 +24,17 @@ from acd.priority import PriorityRule
 from acd.strategies import REGISTRY as STRATEGIES
 
 __all__ = [
-    "AgentEntry", "OpeningHours", "PriorityRuleEntry", "QueueEntry", "ServiceEntry",
+    "ANNOUNCEMENT_PROMPTS", "NUMBER_PROMPTS", "SURVEY_PROMPTS",
+    "AgentEntry", "MenuAction", "MenuEntry", "OpeningHours", "PriorityRuleEntry", "QueueEntry",
+    "ServiceEntry",
     "build_acd_config", "hash_pin", "verify_pin",
 ]
+
+# Prompts every language needs when a queue announces (ACD-2) or surveys (ACC-8):
+# "you are number" N ["about" M "minutes"], N from number-0 .. number-20 (above: digit by digit).
+NUMBER_PROMPTS = tuple(f"number-{n}" for n in range(21))
+ANNOUNCEMENT_PROMPTS = ("you-are-number", "wait-about", "minutes", *NUMBER_PROMPTS)
+SURVEY_PROMPTS = ("survey", "survey-thanks")
 
 _DIGITS = re.compile(r"[0-9]{1,16}")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -166,7 +174,12 @@ class QueueEntry(_Model):
     max_wait_s: Annotated[float | int, Field(gt=0)] | None = None
     max_length: Annotated[int, Field(gt=0)] | None = None
     overflow: str | None = None  # where max wait/length sends a call; None: prompt, hang up
-    announce_interval_s: Annotated[float | int, Field(gt=0)] | None = None
+    # ACD-2: "you are number N, about M minutes" on entry and/or every announce_every_s.
+    announce_welcome: bool = False
+    announce_every_s: Annotated[float | int, Field(gt=0)] | None = None
+    # ACC-8: after the AGENT hangs up, a sampled caller is asked to key a score 1 to 5.
+    survey: bool = False
+    survey_rate: Annotated[float | int, Field(ge=0, le=1)] = 1.0
 
     def queue(self) -> QueueConfig:
         return QueueConfig(
@@ -176,8 +189,9 @@ class QueueEntry(_Model):
             max_wait=None if self.max_wait_s is None else float(self.max_wait_s),
             max_wait_destination=self.overflow, max_length=self.max_length,
             max_length_destination=self.overflow,
-            announce_interval=(None if self.announce_interval_s is None
-                               else float(self.announce_interval_s)))
+            announce_welcome=self.announce_welcome,
+            announce_interval=(None if self.announce_every_s is None
+                               else float(self.announce_every_s)))
 
 
 class OpeningHours(_Model):
@@ -206,13 +220,65 @@ class OpeningHours(_Model):
         return False
 
 
+def _menu_key(value: str) -> str:
+    if len(value) != 1 or value not in "0123456789*#":
+        raise ValueError(f"{value!r}: menu keys are one keypad key, 0-9, * or #")
+    return value
+
+
+class MenuAction(_Model):
+    """What a menu choice does: `queue = NAME` (wait for an agent) or `info = PROMPT` (IVR-2:
+    an announcement answers the caller, then `then`: hang up or hear the menu again)."""
+
+    queue: str | None = None
+    info: str | None = None
+    then: Literal["hangup", "menu"] = "hangup"
+
+    @model_validator(mode="after")
+    def _one_action(self) -> MenuAction:
+        if (self.queue is None) == (self.info is None):
+            raise ValueError("give exactly one of queue or info")
+        return self
+
+
+class MenuEntry(_Model):
+    """A keypad menu after the greeting (IVR-2). No key within `timeout_s`, or a key with no
+    option: the `invalid` prompt and the menu again, `retries` times; then `default` (None:
+    the `unavailable` prompt and hang-up)."""
+
+    prompt: str = "menu"
+    options: Annotated[dict[Annotated[str, AfterValidator(_menu_key)], MenuAction],
+                       Field(min_length=1)]
+    timeout_s: Annotated[float | int, Field(gt=0)] = 5
+    retries: Annotated[int, Field(ge=0)] = 2
+    invalid: str = "invalid"
+    default: MenuAction | None = None
+
+
 class ServiceEntry(_Model):
     number: Annotated[str, Field(min_length=1)]
-    queue: str
+    queue: str | None = None  # without a menu: required; with one, the menu's choices decide
+    menu: MenuEntry | None = None
     greeting: str = "greeting"  # a prompt name under [contact_centre] prompts/<language>/
     after_hours: str = "after-hours"
     language: str | None = None  # None: the centre's default
     hours: OpeningHours | None = None  # None: open at all hours
+
+    @model_validator(mode="after")
+    def _queue_or_menu(self) -> ServiceEntry:
+        if self.queue is None and self.menu is None:
+            raise ValueError("give a queue or a menu")
+        return self
+
+    def actions(self) -> list[tuple[tuple[str, ...], MenuAction]]:
+        """Every menu action with its key path below the service (for validation)."""
+        if self.menu is None:
+            return []
+        out: list[tuple[tuple[str, ...], MenuAction]] = [
+            (("menu", "options", key), a) for key, a in self.menu.options.items()]
+        if self.menu.default is not None:
+            out.append((("menu", "default"), self.menu.default))
+        return out
 
 
 def build_acd_config(agents: tuple[AgentEntry, ...], queues: tuple[QueueEntry, ...],

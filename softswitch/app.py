@@ -27,6 +27,7 @@ from softswitch.b2bua import (
     Bridge,
     Command,
     LegAnswered,
+    LegEnded,
     LegFailed,
     LocalCall,
     LocalEnded,
@@ -160,7 +161,7 @@ class Switch:
         self.b2bua.trusted = cfg.sip.trusted
         self.core.b2bua = self.b2bua
         self.contact_centre = ContactCentre(cfg, self.b2bua, self.relay, self.media_clock,
-                                            self._run_b2bua, loop)
+                                            self._run_b2bua, loop, store=self.store)
         self.transports = Transports(
             self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
         )
@@ -338,7 +339,7 @@ class Switch:
                     assert self.relay is not None and self.media_clock is not None
                     self.media_clock.stop(cmd.port)
                     self.relay.continue_stream(cmd.port)
-                elif type(cmd) in (LocalCall, LegAnswered, LegFailed, LocalEnded):
+                elif type(cmd) in (LocalCall, LegAnswered, LegFailed, LegEnded, LocalEnded):
                     assert self.contact_centre is not None
                     self.contact_centre.handle(cmd)  # type: ignore[arg-type]
                 elif type(cmd) is WriteCdr:

@@ -51,7 +51,7 @@ from softswitch.sip.uri import NameAddr, SipURI, TelURI, Via, parse_name_addr, p
 from softswitch.store.base import Cdr
 
 __all__ = ["B2bua", "Bridge", "Call", "Command", "LegAnswered", "LegFailed", "LocalCall",
-           "LocalEnded", "PlayMoh", "ReleaseMedia", "StopMoh", "WriteCdr"]
+           "LegEnded", "LocalEnded", "PlayMoh", "ReleaseMedia", "StopMoh", "WriteCdr"]
 
 log = logging.getLogger("softswitch.b2bua")
 
@@ -104,6 +104,14 @@ class LegFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class LegEnded:
+    """The answered leg of a call the switch answered hung up, and the call asked to keep
+    the caller (`Call.keep_a`): the caller is the switch's alone again (a survey, ACC-8)."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
 class LocalEnded:
     """A call answered by the switch ended (either side, or the switch)."""
 
@@ -112,7 +120,7 @@ class LocalEnded:
 
 
 Command = (SendMessage | Bridge | ReleaseMedia | WriteCdr | PlayMoh | StopMoh | LocalCall
-           | LegAnswered | LegFailed | LocalEnded)
+           | LegAnswered | LegFailed | LegEnded | LocalEnded)
 
 
 @dataclass(eq=False, slots=True)
@@ -174,6 +182,7 @@ class Call:
     session: SessionExpires | None = None
     session_timer: SessionTimer | None = None
     local: bool = False  # answered by the switch (LocalCall); B leg rung by offer_leg
+    keep_a: bool = False  # local: a BYE from the B leg ends only that leg (LegEnded)
 
     @property
     def call_id(self) -> str:
@@ -639,6 +648,8 @@ class B2bua(MidCall):
         except SipError as exc:
             return self._send_response(txn, make_response(req, exc.status, exc.reason), now)
         method = req.method
+        if method == "BYE" and leg == "b" and call.local and call.keep_a:
+            return self._b_leg_ended(call, dialog, txn, req, now)
         if method == "BYE":
             out = self._send_response(txn, make_response(req, 200, "OK"), now)
             out.extend(self._send_bye(other, other_dest, now))
@@ -657,6 +668,22 @@ class B2bua(MidCall):
             self._relayed[client] = (txn, call)
             return [e for e in events if isinstance(e, SendMessage)]
         return self._send_response(txn, make_response(req, 200, "OK"), now)
+
+    def _b_leg_ended(self, call: Call, dialog: Dialog, txn: ServerTransaction, req: Request,
+                     now: float) -> list[Command]:
+        """The agent's leg hung up; the caller stays answered by the switch alone."""
+        out = self._send_response(txn, make_response(req, 200, "OK"), now)
+        self._by_dialog.pop(dialog.id, None)
+        for client in [c for c, p in self._reoffers.items() if p.call is call]:
+            del self._reoffers[client]  # an offer between the legs: nobody to finish it
+        call.winner, call.branches, call.keep_a = None, [], False
+        call.b_neg = call.b_offer = call.b_local = call.b_remote = None
+        call.held_by, call.reoffer = None, None
+        if call.b_port:
+            out.append(ReleaseMedia((call.b_port,)))
+            call.b_port = 0
+        out.append(LegEnded(call))
+        return out
 
     def _legs(self, call: Call, leg: str) -> tuple[Dialog, Dialog, Peer]:
         assert call.a_dialog is not None and call.winner is not None

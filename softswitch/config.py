@@ -29,7 +29,14 @@ from pydantic import (
     model_validator,
 )
 
-from softswitch.acd_config import AgentEntry, PriorityRuleEntry, QueueEntry, ServiceEntry
+from softswitch.acd_config import (
+    ANNOUNCEMENT_PROMPTS,
+    SURVEY_PROMPTS,
+    AgentEntry,
+    PriorityRuleEntry,
+    QueueEntry,
+    ServiceEntry,
+)
 
 __all__ = [
     "AuthConfig",
@@ -684,15 +691,33 @@ def _contact_centre_checks(config: Config, loader: _Loader) -> Iterator[str]:
             if name not in queues:
                 yield f"{loader.locate(('agents', i, 'queues', name))}: no such queue"
     for i, service in enumerate(config.services):
-        if service.queue not in queues:
+        if service.queue is not None and service.queue not in queues:
             yield f"{loader.locate(('services', i, 'queue'))}: no such queue {service.queue!r}"
+        for where, action in service.actions():
+            if action.queue is not None and action.queue not in queues:
+                yield (f"{loader.locate(('services', i, *where, 'queue'))}: "
+                       f"no such queue {action.queue!r}")
         if service.number in extensions:
             yield f"{loader.locate(('services', i, 'number'))}: is also a user's extension"
     for i, service in enumerate(config.services):
-        for key in ("greeting", "after_hours"):
-            wav = config.contact_centre.prompt(getattr(service, key), service.language)
+        prompts: list[tuple[tuple[str, ...], str]] = [
+            ((key,), getattr(service, key)) for key in ("greeting", "after_hours")]
+        if service.menu is not None:
+            prompts += [(("menu", "prompt"), service.menu.prompt),
+                        (("menu", "invalid"), service.menu.invalid)]
+            prompts += [((*where, "info"), a.info) for where, a in service.actions()
+                        if a.info is not None]
+        queued = {service.queue} | {a.queue for _, a in service.actions()}
+        by_name = {q.name: q for q in config.queues}
+        if any(by_name[q].announce_welcome or by_name[q].announce_every_s
+               for q in queued if q in by_name):
+            prompts += [(("language",), name) for name in ANNOUNCEMENT_PROMPTS]
+        if any(by_name[q].survey for q in queued if q in by_name):
+            prompts += [(("language",), name) for name in SURVEY_PROMPTS]
+        for where, name in prompts:
+            wav = config.contact_centre.prompt(name, service.language)
             if not wav.is_file():
-                yield f"{loader.locate(('services', i, key))}: prompt not found: {wav}"
+                yield f"{loader.locate(('services', i, *where))}: prompt not found: {wav}"
 
 
 def load_config(path: str | Path) -> Config:

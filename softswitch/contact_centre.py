@@ -5,10 +5,15 @@ carries out the engine's commands with the B2BUA, the relay and the media clock:
 
 - a call to a service number is answered by the switch (`LocalCall`), hears the greeting
   (IVR-1; outside the service's hours the after-hours prompt, then hang-up, IVR-3), then
-  enters the queue (`CallArrived`, priority class from the caller's number, ACD-3) and hears
-  music while it waits (ACD-2);
+  the service's keypad menu if it has one (IVR-2: a choice queues the call or plays an
+  information announcement), then enters the queue (`CallArrived`, priority class from the
+  caller's number, ACD-3) and hears music while it waits, interrupted by the engine's
+  `PlayAnnouncement`s ("you are number N, about M minutes", ACD-2);
 - `OfferCall` rings the agent's phone (`B2bua.offer_leg`, with auto-answer headers when the
   queue asks), `CancelOffer` stops it, `Connect` stops the music and bridges the legs;
+- a queue with `survey` (sampled by `survey_rate`, seeded by the Call-ID) keeps the caller
+  when the AGENT hangs up first (`LegEnded`): "rate 1 to 5", the key is stored
+  (`Store.write_survey`, ACC-8), then the switch hangs up;
 - feature codes (*11 login with agent ID # and PIN #, *12 logout, *13 aux code #, *14
   available; ACD-0, ACD-4) are answered by the switch, which reads RFC 4733 digits from the
   caller's relay leg and plays prompts.
@@ -18,21 +23,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from acd import commands as cmd
 from acd import events as ev
 from acd.engine import Engine
 from media.dtmf import DtmfReceiver
-from media.player import load_clip
+from media.player import Clip, load_clip
 from media.relay import LegMedia, RtpRelay
 from media.rtp import RtpError
-from softswitch.acd_config import ServiceEntry, build_acd_config, verify_pin
-from softswitch.b2bua import B2bua, Call, Command, LegAnswered, LegFailed, LocalCall, LocalEnded
+from softswitch.acd_config import MenuAction, ServiceEntry, build_acd_config, verify_pin
+from softswitch.b2bua import (
+    B2bua,
+    Call,
+    Command,
+    LegAnswered,
+    LegEnded,
+    LegFailed,
+    LocalCall,
+    LocalEnded,
+)
 from softswitch.config import Config
 from softswitch.media_clock import MediaClockDriver
+from softswitch.store.base import Store, SurveyResult
 
 __all__ = ["AUTO_ANSWER_HEADERS", "ContactCentre"]
 
@@ -52,8 +71,17 @@ class Session:
     kind: str  # "service" or "feature"
     number: str
     leg: LegMedia
-    stage: str = "new"  # greeting, queued, connected, agent_id, pin, aux, closing
+    # greeting, menu, menu_again, info, queued, announcing, connected, survey, agent_id, pin,
+    # aux, checking, closing
+    stage: str = "new"
     service: ServiceEntry | None = None
+    queue: str = ""  # the queue it waits in / waited in
+    agent: str = ""  # the agent it was connected to
+    tries: int = 0  # menu attempts without a valid key
+    then: str = "hangup"  # after an information announcement: hangup or menu
+    announcements: int = 0  # PlayAnnouncements carried out (ACD-2)
+    survey: bool = False  # chosen for the survey (ACC-8)
+    timer: asyncio.TimerHandle | None = None  # waiting for a key (menu, survey)
     digits: str = ""
     agent_id: str = ""
     offered: str | None = None  # the agent being rung
@@ -67,12 +95,14 @@ class Session:
 class ContactCentre:
     def __init__(self, config: Config, b2bua: B2bua, relay: RtpRelay,
                  media_clock: MediaClockDriver, sink: Callable[[list[Command]], None],
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, *,
+                 store: Store | None = None) -> None:
         self.b2bua = b2bua
         self.relay = relay
         self.media_clock = media_clock
         self.sink = sink  # runs B2BUA commands (sends, relay, CDRs)
         self.loop = loop or asyncio.get_running_loop()
+        self.store = store  # survey answers (ACC-8)
         self.config = config
         self.engine = Engine(build_acd_config(config.agents, config.queues,
                                               config.priority_rules))
@@ -152,7 +182,9 @@ class ContactCentre:
             s = self._by_acd.get(c.call_id)
             if s is None:
                 return
-            s.stage = "connected"
+            s.stage, s.agent = "connected", c.agent
+            s.survey = self._sampled(s)
+            s.call.keep_a = s.survey  # the agent hanging up leaves the caller to the switch
             self.media_clock.stop(s.call.a_port)
             self.relay.continue_stream(s.call.a_port)
             self.sink(self.b2bua.connect(s.call))
@@ -161,13 +193,17 @@ class ContactCentre:
             if s is not None:
                 log.info("call %s overflowed (%s)", c.call_id, c.reason)
                 self._close_with(s, "unavailable")
+        elif isinstance(c, cmd.PlayAnnouncement):
+            s = self._by_acd.get(c.call_id)
+            if s is not None and s.stage == "queued":
+                self._announce(s, c.position, c.ewt)
         elif isinstance(c, cmd.Refused):
             log.info("ACD refused %r: %s", c.event, c.reason)
         else:
             log.debug("ACD: %r", c)
 
     # -- B2BUA reports -------------------------------------------------------------------------
-    def handle(self, c: LocalCall | LegAnswered | LegFailed | LocalEnded) -> None:
+    def handle(self, c: LocalCall | LegAnswered | LegFailed | LegEnded | LocalEnded) -> None:
         if isinstance(c, LocalCall):
             self._local_call(c)
             return
@@ -184,6 +220,13 @@ class ContactCentre:
             agent, s.offered = s.offered, None
             if agent is not None and s.acd_id in self._by_acd:
                 self._engine(ev.AgentRejected(agent, s.acd_id, f"sip_{c.status}"))
+        elif isinstance(c, LegEnded):
+            # The agent hung up first: the caller stays for the survey (Call.keep_a).
+            if self._by_acd.pop(s.acd_id, None) is not None:
+                self._engine(ev.CallEnded(s.acd_id))
+            self.relay.detach(s.call.a_port)
+            s.stage = "survey"
+            self._play(s, "survey", self._language(s))
         elif isinstance(c, LocalEnded):
             self._forget(s)
             if self._by_acd.pop(s.acd_id, None) is not None:
@@ -196,6 +239,7 @@ class ContactCentre:
         self._by_port[call.a_port] = s
         # Generated audio goes where the caller's SDP says until its RTP arrives (RFC 4961).
         self.relay.set_remote(call.a_port, c.a)
+        self.relay.tap(call.a_port, lambda data: self._rtp(s, data))
         if c.kind == "service":
             service = self.services.get(c.number)
             if service is None:
@@ -209,7 +253,6 @@ class ContactCentre:
             self._play(s, service.greeting, service.language)
             return
         device = call.caller
-        self.relay.tap(call.a_port, lambda data: self._rtp(s, data))
         if c.number == "*11":
             if self._locked_until.get(device, 0.0) > self.loop.time():
                 self._close_with(s, "locked")
@@ -252,19 +295,154 @@ class ContactCentre:
         s = self._by_port.get(port)
         if s is None:
             return
+        service = s.service
         if s.stage == "greeting":
-            self._enqueue(s)
+            assert service is not None
+            if service.menu is not None:
+                self._menu(s)
+            else:
+                assert service.queue is not None
+                self._enqueue(s, service.queue)
+        elif s.stage == "menu":
+            assert service is not None and service.menu is not None
+            self._wait_key(s, float(service.menu.timeout_s))
+        elif s.stage == "menu_again":
+            self._menu(s)
+        elif s.stage == "info":
+            if s.then == "menu":
+                s.tries = 0
+                self._menu(s)
+            else:
+                self._hangup(s)
+        elif s.stage == "announcing":
+            s.stage = "queued"
+            self._moh(s)
+        elif s.stage == "survey":
+            self._wait_key(s, float(self.config.contact_centre.digit_timeout_s))
         elif s.stage == "closing":
-            self.sink(self.b2bua.hangup(s.call, "done", self.loop.time(), time.time()))
+            self._hangup(s)
 
-    def _enqueue(self, s: Session) -> None:
-        assert s.service is not None
-        s.stage = "queued"
+    def _hangup(self, s: Session) -> None:
+        self.sink(self.b2bua.hangup(s.call, "done", self.loop.time(), time.time()))
+
+    def _language(self, s: Session) -> str | None:
+        return s.service.language if s.service is not None else None
+
+    def _moh(self, s: Session) -> None:
         self.media_clock.play(s.call.a_port, load_clip(self.config.media.moh),
                               s.leg.payload_type, loop=True)
+
+    def _enqueue(self, s: Session, queue: str) -> None:
+        s.stage, s.queue = "queued", queue
+        self._moh(s)
         self._by_acd[s.acd_id] = s
-        self._engine(ev.CallArrived(s.acd_id, s.service.queue, caller=s.call.caller,
-                                    dialled=s.number))
+        self._engine(ev.CallArrived(s.acd_id, queue, caller=s.call.caller, dialled=s.number))
+
+    # -- menu (IVR-2) --------------------------------------------------------------------------
+    def _menu(self, s: Session) -> None:
+        assert s.service is not None and s.service.menu is not None
+        s.stage = "menu"
+        self._play(s, s.service.menu.prompt, s.service.language)
+
+    def _wait_key(self, s: Session, timeout: float) -> None:
+        self._cancel_key_timer(s)
+        s.timer = self.loop.call_later(timeout, self._key_timeout, s)
+
+    def _cancel_key_timer(self, s: Session) -> None:
+        if s.timer is not None:
+            s.timer.cancel()
+            s.timer = None
+
+    def _key_timeout(self, s: Session) -> None:
+        s.timer = None
+        if s.call.state == "ended":
+            return
+        if s.stage == "menu":
+            self._menu_miss(s, invalid=False)
+        elif s.stage == "survey":
+            log.info("call %s: no survey answer", s.acd_id)
+            self._hangup(s)
+
+    def _menu_key(self, s: Session, digit: str) -> None:
+        assert s.service is not None and s.service.menu is not None
+        action = s.service.menu.options.get(digit)
+        if action is None:
+            self._menu_miss(s, invalid=True)
+        else:
+            self._menu_action(s, action)
+
+    def _menu_miss(self, s: Session, *, invalid: bool) -> None:
+        assert s.service is not None and s.service.menu is not None
+        menu = s.service.menu
+        s.tries += 1
+        if s.tries > menu.retries:
+            if menu.default is not None:
+                self._menu_action(s, menu.default)
+            else:
+                self._close_with(s, "unavailable", s.service.language)
+        elif invalid:
+            s.stage = "menu_again"
+            self._play(s, menu.invalid, s.service.language)
+        else:
+            self._menu(s)
+
+    def _menu_action(self, s: Session, action: MenuAction) -> None:
+        if action.queue is not None:
+            self._enqueue(s, action.queue)
+        else:
+            assert action.info is not None
+            s.stage, s.then = "info", action.then
+            self._play(s, action.info, self._language(s))
+
+    # -- announcements while queued (ACD-2) ----------------------------------------------------
+    def _announce(self, s: Session, position: int, ewt: float) -> None:
+        names = ["you-are-number", *_number(position)]
+        if ewt > 0:
+            names += ["wait-about", *_number(max(1, math.ceil(ewt / 60))), "minutes"]
+        try:
+            clip = self._join(names, self._language(s))
+        except OSError as exc:
+            log.error("announcement prompt missing: %s", exc)
+            return
+        s.stage = "announcing"
+        s.announcements += 1
+        self.media_clock.play(s.call.a_port, clip, s.leg.payload_type, loop=False)
+
+    def _join(self, names: list[str], language: str | None) -> Clip:
+        gap = np.zeros(1600, dtype=np.int16)  # 0.2 s between the words
+        parts: list[np.ndarray] = []
+        for name in names:
+            parts += [load_clip(self.config.contact_centre.prompt(name, language)).samples, gap]
+        samples = np.concatenate(parts)
+        samples.flags.writeable = False
+        return Clip("+".join(names), samples)
+
+    # -- survey (ACC-8) ------------------------------------------------------------------------
+    def _sampled(self, s: Session) -> bool:
+        entry = next((q for q in self.config.queues if q.name == s.queue), None)
+        if entry is None or not entry.survey:
+            return False
+        return random.Random(s.acd_id).random() < entry.survey_rate
+
+    def _survey_key(self, s: Session, digit: str) -> None:
+        if digit not in "12345":
+            return
+        self._cancel_key_timer(s)
+        result = SurveyResult(s.acd_id, s.queue, s.agent, int(digit), time.time())
+        log.info("call %s: survey %d for agent %s (%s)", s.acd_id, result.score, s.agent,
+                 s.queue)
+        if self.store is not None:
+            task = self.loop.create_task(self._write_survey(result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._close_with(s, "survey-thanks", self._language(s))
+
+    async def _write_survey(self, result: SurveyResult) -> None:
+        assert self.store is not None
+        try:
+            await self.store.write_survey(result)
+        except Exception:
+            log.exception("survey result of %s not stored", result.call_id)
 
     # -- keypad (RFC 4733 on the caller's relay leg) -----------------------------------------
     def _rtp(self, s: Session, data: bytes) -> None:
@@ -282,6 +460,17 @@ class ContactCentre:
             self._digit(s, d.digit)
 
     def _digit(self, s: Session, digit: str) -> None:
+        if s.stage in ("greeting", "menu", "menu_again", "survey"):
+            if s.stage == "greeting" and (s.service is None or s.service.menu is None):
+                return
+            self._cancel_key_timer(s)
+            if s.call.a_port in self.media_clock:
+                self.media_clock.stop(s.call.a_port)  # keyed during the prompt: barge in
+            if s.stage == "survey":
+                self._survey_key(s, digit)
+            else:
+                self._menu_key(s, digit)
+            return
         if s.stage not in ("agent_id", "pin", "aux"):
             return
         if s.call.a_port in self.media_clock:
@@ -332,6 +521,13 @@ class ContactCentre:
         self._close_with(s, "logged-in")
 
     def _forget(self, s: Session) -> None:
+        self._cancel_key_timer(s)
         self.sessions.pop(s.call.id, None)
         self._by_port.pop(s.call.a_port, None)
         self.relay.tap(s.call.a_port, None)
+
+
+def _number(n: int) -> list[str]:
+    """Prompt names saying `n`: number-0 .. number-20, digit by digit above."""
+    n = max(0, n)
+    return [f"number-{n}"] if n <= 20 else [f"number-{d}" for d in str(n)]

@@ -16,7 +16,7 @@ from softswitch.store import (
     StoreError,
     open_store,
 )
-from softswitch.store.base import Cdr, CdrFilter, load_migrations
+from softswitch.store.base import Cdr, CdrFilter, SurveyResult, load_migrations
 
 WALL = 1_700_000_000.0
 
@@ -331,3 +331,18 @@ async def test_cdrs_by_number_either_side_and_counted(store: Store) -> None:
     assert await store.count_cdrs() == 7
     assert await store.count_cdrs(CdrFilter(number="1000", until=WALL + 4)) == 2
     assert await store.count_cdrs(CdrFilter(number="4999")) == 0
+
+
+async def test_survey_results_round_trip_newest_first_with_filters(store: Store) -> None:
+    rows = [SurveyResult(f"call-{n}", "general" if n % 2 else "billing", f"200{n % 3}",
+                         1 + n % 5, 1_700_000_000.0 + n) for n in range(6)]
+    for r in rows:
+        await store.write_survey(r)
+    assert await store.list_surveys() == sorted(rows, key=lambda r: r.at, reverse=True)
+    assert await store.list_surveys(limit=2) == [rows[5], rows[4]]
+    assert await store.list_surveys(queue="general") == [rows[5], rows[3], rows[1]]
+    assert await store.list_surveys(queue="general", agent="2000") == [rows[3]]
+    assert await store.list_surveys(call_id="call-2") == [rows[2]]
+    assert await store.list_surveys(agent="nobody") == []
+    got = (await store.list_surveys(call_id="call-4"))[0]
+    assert isinstance(got.score, int) and got.score == 5 and got.at == 1_700_000_004.0

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
 
-__all__ = ["Binding", "Cdr", "CdrFilter", "Migration", "Store", "StoreError", "load_migrations"]
+__all__ = ["Binding", "Cdr", "CdrFilter", "Migration", "Store", "StoreError", "SurveyResult",
+           "load_migrations"]
 
 _MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -58,6 +59,33 @@ class Cdr:
     disposition: str  # answered, busy, rejected, no_answer, cancelled, not_found, ...
     hangup_cause: str  # "bye", a SIP status such as "486", "ring_timeout", "rtp_timeout"
     hangup_side: str  # caller, callee or switch
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyResult:
+    """One customer-satisfaction answer (ACC-8): the score the caller keyed after the call."""
+
+    call_id: str  # Call-ID of the caller's leg (as in its CDR)
+    queue: str
+    agent: str
+    score: int  # 1..5
+    at: float  # Unix epoch seconds
+
+
+SURVEY_COLUMNS = "call_id, queue, agent, score, at"
+
+
+def survey_where(queue: str | None, agent: str | None, call_id: str | None,
+                 placeholder: str) -> tuple[str, list[object]]:
+    """WHERE clause for `Store.list_surveys`; placeholder "?" (sqlite) or "$" (postgres)."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for column, value in (("queue", queue), ("agent", agent), ("call_id", call_id)):
+        if value is not None:
+            args.append(value)
+            mark = "?" if placeholder == "?" else f"${len(args)}"
+            clauses.append(f"{column} = {mark}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +217,17 @@ class Store(ABC):
     @abstractmethod
     async def count_cdrs(self, filters: CdrFilter | None = None) -> int:
         """How many records match `filters` (for pagination)."""
+
+    # Customer-satisfaction survey (ACC-8) ---------------------------------------------
+
+    @abstractmethod
+    async def write_survey(self, result: SurveyResult) -> None:
+        """Append one survey answer."""
+
+    @abstractmethod
+    async def list_surveys(self, *, queue: str | None = None, agent: str | None = None,
+                           call_id: str | None = None, limit: int = 100) -> list[SurveyResult]:
+        """Answers matching the given fields (None: any), newest first (by at, then call_id)."""
 
     async def __aenter__(self) -> Store:
         await self.open()

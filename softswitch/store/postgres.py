@@ -17,14 +17,17 @@ import asyncpg
 
 from softswitch.store.base import (
     CDR_COLUMNS,
+    SURVEY_COLUMNS,
     Binding,
     Cdr,
     CdrFilter,
     Store,
     StoreError,
+    SurveyResult,
     cdr_where,
     check_schema_version,
     load_migrations,
+    survey_where,
 )
 
 __all__ = ["PostgresStore"]
@@ -221,3 +224,19 @@ class PostgresStore(Store):
     async def count_cdrs(self, filters: CdrFilter | None = None) -> int:
         where, args = cdr_where(filters or CdrFilter(), "$")
         return int(await self.pool.fetchval(f"SELECT count(*) FROM cdr{where}", *args))
+
+    async def write_survey(self, result: SurveyResult) -> None:
+        await self.pool.execute(
+            f"INSERT INTO survey_results ({SURVEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
+            result.call_id, result.queue, result.agent, result.score, result.at,
+        )  # fmt: skip
+
+    async def list_surveys(self, *, queue: str | None = None, agent: str | None = None,
+                           call_id: str | None = None, limit: int = 100) -> list[SurveyResult]:
+        where, args = survey_where(queue, agent, call_id, "$")
+        rows = await self.pool.fetch(
+            f"SELECT {SURVEY_COLUMNS} FROM survey_results{where}"
+            f' ORDER BY at DESC, call_id COLLATE "C" DESC LIMIT ${len(args) + 1}',
+            *args, limit,
+        )  # fmt: skip
+        return [SurveyResult(*row) for row in rows]

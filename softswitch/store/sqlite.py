@@ -13,14 +13,17 @@ import aiosqlite
 
 from softswitch.store.base import (
     CDR_COLUMNS,
+    SURVEY_COLUMNS,
     Binding,
     Cdr,
     CdrFilter,
     Store,
     StoreError,
+    SurveyResult,
     cdr_where,
     check_schema_version,
     load_migrations,
+    survey_where,
 )
 
 __all__ = ["SqliteStore"]
@@ -206,6 +209,20 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self.db.execute_fetchall(f"SELECT count(*) FROM cdr{where}", args)
         return int(list(rows)[0][0])
+
+    async def write_survey(self, result: SurveyResult) -> None:
+        await self._write(f"INSERT INTO survey_results ({SURVEY_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                          [(result.call_id, result.queue, result.agent, result.score,
+                            result.at)])
+
+    async def list_surveys(self, *, queue: str | None = None, agent: str | None = None,
+                           call_id: str | None = None, limit: int = 100) -> list[SurveyResult]:
+        where, args = survey_where(queue, agent, call_id, "?")
+        sql = (f"SELECT {SURVEY_COLUMNS} FROM survey_results{where}"
+               " ORDER BY at DESC, call_id DESC LIMIT ?")
+        async with self._lock:
+            rows = await self.db.execute_fetchall(sql, [*args, limit])
+        return [SurveyResult(*row) for row in rows]
 
 
 def _cdr_row(c: Cdr) -> tuple[Any, ...]:
