@@ -24,7 +24,7 @@ from acd.priority import PriorityRule
 from acd.strategies import REGISTRY as STRATEGIES
 
 __all__ = [
-    "ANNOUNCEMENT_PROMPTS", "NUMBER_PROMPTS", "SURVEY_PROMPTS",
+    "ANNOUNCEMENT_PROMPTS", "NUMBER_PROMPTS", "SURVEY_PROMPTS", "VOICEMAIL_PROMPTS",
     "AgentEntry", "MenuAction", "MenuEntry", "OpeningHours", "PriorityRuleEntry", "QueueEntry",
     "ServiceEntry",
     "build_acd_config", "hash_pin", "verify_pin",
@@ -35,6 +35,8 @@ __all__ = [
 NUMBER_PROMPTS = tuple(f"number-{n}" for n in range(21))
 ANNOUNCEMENT_PROMPTS = ("you-are-number", "wait-about", "minutes", *NUMBER_PROMPTS)
 SURVEY_PROMPTS = ("survey", "survey-thanks")
+# A voicemail node: "please leave a message after the tone" (the beep is generated).
+VOICEMAIL_PROMPTS = ("voicemail",)
 
 _DIGITS = re.compile(r"[0-9]{1,16}")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -135,6 +137,8 @@ class AgentEntry(_Model):
     queues: dict[str, Annotated[int, Field(ge=0)]] = {}  # queue -> penalty (0 best)
     skills: dict[str, Annotated[int, Field(ge=0)]] = {}
     wrap_up_s: Annotated[float | int, Field(ge=0)] | None = None
+    # Overrides the queue's auto_answer for offers to this agent's phone (None: the queue's).
+    auto_answer: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -227,17 +231,28 @@ def _menu_key(value: str) -> str:
 
 
 class MenuAction(_Model):
-    """What a menu choice does: `queue = NAME` (wait for an agent) or `info = PROMPT` (IVR-2:
-    an announcement answers the caller, then `then`: hang up or hear the menu again)."""
+    """What a menu choice does (a call-flow node): `queue = NAME` (wait for an agent; with
+    `priority` and/or `service_type` set on the call first), `info = PROMPT` (IVR-2: an
+    announcement answers the caller, then `then`: hang up or hear the menu again),
+    `transfer = "NUMBER"` (ring that extension and bridge it to the caller) or
+    `voicemail = true` (take a message: prompt, beep, record until '#' or hang-up)."""
 
     queue: str | None = None
     info: str | None = None
+    transfer: Annotated[str, AfterValidator(_digits)] | None = None
+    voicemail: bool = False
+    priority: Annotated[int, Field(ge=0)] | None = None  # the call's priority class (ACD-3)
+    service_type: Annotated[str, Field(min_length=1)] | None = None
     then: Literal["hangup", "menu"] = "hangup"
 
     @model_validator(mode="after")
     def _one_action(self) -> MenuAction:
-        if (self.queue is None) == (self.info is None):
-            raise ValueError("give exactly one of queue or info")
+        given = [self.queue is not None, self.info is not None, self.transfer is not None,
+                 self.voicemail]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of queue, info, transfer or voicemail")
+        if self.queue is None and (self.priority is not None or self.service_type is not None):
+            raise ValueError("priority and service_type go with a queue action")
         return self
 
 
@@ -261,6 +276,8 @@ class ServiceEntry(_Model):
     menu: MenuEntry | None = None
     greeting: str = "greeting"  # a prompt name under [contact_centre] prompts/<language>/
     after_hours: str = "after-hours"
+    # After the after-hours prompt: None hangs up; an action (voicemail, transfer, ...) instead.
+    after_hours_action: MenuAction | None = None
     language: str | None = None  # None: the centre's default
     hours: OpeningHours | None = None  # None: open at all hours
 
@@ -272,10 +289,12 @@ class ServiceEntry(_Model):
 
     def actions(self) -> list[tuple[tuple[str, ...], MenuAction]]:
         """Every menu action with its key path below the service (for validation)."""
+        out: list[tuple[tuple[str, ...], MenuAction]] = []
+        if self.after_hours_action is not None:
+            out.append((("after_hours_action",), self.after_hours_action))
         if self.menu is None:
-            return []
-        out: list[tuple[tuple[str, ...], MenuAction]] = [
-            (("menu", "options", key), a) for key, a in self.menu.options.items()]
+            return out
+        out += [(("menu", "options", key), a) for key, a in self.menu.options.items()]
         if self.menu.default is not None:
             out.append((("menu", "default"), self.menu.default))
         return out

@@ -7,6 +7,7 @@ every problem found, each as ``"[file: ]key.path: message"``.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from pydantic import (
 from softswitch.acd_config import (
     ANNOUNCEMENT_PROMPTS,
     SURVEY_PROMPTS,
+    VOICEMAIL_PROMPTS,
     AgentEntry,
     PriorityRuleEntry,
     QueueEntry,
@@ -454,6 +456,19 @@ class ContactCentreConfig(_Model):
     pin_failures: PositiveInt = 3  # wrong PINs in a row from one phone before a lockout ...
     lockout_s: PositiveInt = 300  # ... of this many seconds
     digit_timeout_s: Annotated[float | int, Field(gt=0)] = 10  # between keys when collecting
+    # Messages callers leave (voicemail node): <voicemail_dir>/YYYY/MM/DD/<call-id>.wav,
+    # relative to the file defining this; at most voicemail_max_s seconds each.
+    voicemail_dir: str = Field(default="var/voicemail", validate_default=True)
+    voicemail_max_s: Annotated[float | int, Field(gt=0)] = 120
+
+    @field_validator("voicemail_dir")
+    @classmethod
+    def _voicemail_dir(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base_dirs", {}).get("contact_centre")
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = Path(base or Path.cwd()) / path
+        return str(path)
 
     @field_validator("prompts")
     @classmethod
@@ -697,8 +712,17 @@ def _contact_centre_checks(config: Config, loader: _Loader) -> Iterator[str]:
             if action.queue is not None and action.queue not in queues:
                 yield (f"{loader.locate(('services', i, *where, 'queue'))}: "
                        f"no such queue {action.queue!r}")
+            if action.transfer is not None and action.transfer not in extensions:
+                yield (f"{loader.locate(('services', i, *where, 'transfer'))}: "
+                       f"no user has extension {action.transfer!r}")
         if service.number in extensions:
             yield f"{loader.locate(('services', i, 'number'))}: is also a user's extension"
+    takes_messages = [(i, where) for i, service in enumerate(config.services)
+                      for where, action in service.actions() if action.voicemail]
+    if takes_messages:
+        problem = _unwritable(Path(config.contact_centre.voicemail_dir))
+        if problem is not None:
+            yield f"{loader.locate(('contact_centre', 'voicemail_dir'))}: {problem}"
     for i, service in enumerate(config.services):
         prompts: list[tuple[tuple[str, ...], str]] = [
             ((key,), getattr(service, key)) for key in ("greeting", "after_hours")]
@@ -714,10 +738,28 @@ def _contact_centre_checks(config: Config, loader: _Loader) -> Iterator[str]:
             prompts += [(("language",), name) for name in ANNOUNCEMENT_PROMPTS]
         if any(by_name[q].survey for q in queued if q in by_name):
             prompts += [(("language",), name) for name in SURVEY_PROMPTS]
+        for where, action in service.actions():
+            if action.voicemail:
+                prompts += [((*where, "voicemail"), name) for name in VOICEMAIL_PROMPTS]
+            if action.transfer is not None:
+                prompts.append(((*where, "transfer"), "unavailable"))
         for where, name in prompts:
             wav = config.contact_centre.prompt(name, service.language)
             if not wav.is_file():
                 yield f"{loader.locate(('services', i, *where))}: prompt not found: {wav}"
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why messages cannot be written under `path` (created if missing), or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {path}: {exc.strerror or exc}"
+    if not path.is_dir():
+        return f"not a directory: {path}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"not writable: {path}"
+    return None
 
 
 def load_config(path: str | Path) -> Config:

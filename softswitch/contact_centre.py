@@ -22,23 +22,35 @@ carries out the engine's commands with the B2BUA, the relay and the media clock:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from acd import commands as cmd
 from acd import events as ev
 from acd.engine import Engine
+from media import g711
 from media.dtmf import DtmfReceiver
 from media.player import Clip, load_clip
+from media.recorder import Recorder
 from media.relay import LegMedia, RtpRelay
 from media.rtp import RtpError
-from softswitch.acd_config import MenuAction, ServiceEntry, build_acd_config, verify_pin
+from softswitch.acd_config import (
+    AgentEntry,
+    MenuAction,
+    ServiceEntry,
+    build_acd_config,
+    verify_pin,
+)
 from softswitch.b2bua import (
     B2bua,
     Call,
@@ -50,10 +62,11 @@ from softswitch.b2bua import (
     LocalEnded,
 )
 from softswitch.config import Config
+from softswitch.dialplan import Extension
 from softswitch.media_clock import MediaClockDriver
-from softswitch.store.base import Store, SurveyResult
+from softswitch.store.base import Store, SurveyResult, Voicemail
 
-__all__ = ["AUTO_ANSWER_HEADERS", "ContactCentre"]
+__all__ = ["AUTO_ANSWER_HEADERS", "AgentRequestError", "ContactCentre"]
 
 log = logging.getLogger("softswitch.acd")
 
@@ -85,6 +98,10 @@ class Session:
     digits: str = ""
     agent_id: str = ""
     offered: str | None = None  # the agent being rung
+    transfer: str = ""  # the extension a transfer node rings
+    recorder: Recorder | None = None  # a voicemail node recording the caller
+    vm_path: str = ""
+    vm_timer: asyncio.TimerHandle | None = None  # voicemail_max_s
     receiver: DtmfReceiver = field(default_factory=DtmfReceiver)
 
     @property
@@ -171,7 +188,7 @@ class ContactCentre:
             if s is None:
                 return
             s.offered = c.agent
-            headers = AUTO_ANSWER_HEADERS if c.auto_answer else ()
+            headers = AUTO_ANSWER_HEADERS if self.auto_answer(c.agent, c.auto_answer) else ()
             self.sink(self.b2bua.offer_leg(s.call, c.device, now, wall, headers=headers))
         elif isinstance(c, cmd.CancelOffer):
             s = self._by_acd.get(c.call_id)
@@ -210,7 +227,15 @@ class ContactCentre:
         s = self.sessions.get(c.call.id)
         if s is None:
             return
-        if isinstance(c, LegAnswered):
+        if isinstance(c, LegAnswered) and s.stage == "transferring":
+            self.media_clock.stop(s.call.a_port)
+            self.relay.continue_stream(s.call.a_port)
+            s.stage = "connected"
+            self.sink(self.b2bua.connect(s.call))
+        elif isinstance(c, LegFailed) and s.stage == "transferring":
+            log.info("call %s: transfer to %s failed (%d)", s.acd_id, s.transfer, c.status)
+            self._close_with(s, "unavailable", self._language(s))
+        elif isinstance(c, LegAnswered):
             if s.offered is None or s.acd_id not in self._by_acd:
                 self.sink(self.b2bua.hangup(c.call, "offer_withdrawn", self.loop.time(),
                                             time.time()))
@@ -228,6 +253,7 @@ class ContactCentre:
             s.stage = "survey"
             self._play(s, "survey", self._language(s))
         elif isinstance(c, LocalEnded):
+            self._stop_recording(s, False)  # the caller hung up while leaving a message
             self._forget(s)
             if self._by_acd.pop(s.acd_id, None) is not None:
                 self._engine(ev.CallEnded(s.acd_id))
@@ -247,7 +273,11 @@ class ContactCentre:
                 return
             s.service = service
             if service.hours is not None and not service.hours.is_open(time.time()):
-                self._close_with(s, service.after_hours, service.language)
+                if service.after_hours_action is None:
+                    self._close_with(s, service.after_hours, service.language)
+                else:
+                    s.stage = "after_hours"
+                    self._play(s, service.after_hours, service.language)
                 return
             s.stage = "greeting"
             self._play(s, service.greeting, service.language)
@@ -308,6 +338,14 @@ class ContactCentre:
             self._wait_key(s, float(service.menu.timeout_s))
         elif s.stage == "menu_again":
             self._menu(s)
+        elif s.stage == "after_hours":
+            assert service is not None and service.after_hours_action is not None
+            self._menu_action(s, service.after_hours_action)
+        elif s.stage == "voicemail":
+            s.stage = "beep"
+            self.media_clock.play(s.call.a_port, _beep(), s.leg.payload_type, loop=False)
+        elif s.stage == "beep":
+            self._start_recording(s)
         elif s.stage == "info":
             if s.then == "menu":
                 s.tries = 0
@@ -332,11 +370,13 @@ class ContactCentre:
         self.media_clock.play(s.call.a_port, load_clip(self.config.media.moh),
                               s.leg.payload_type, loop=True)
 
-    def _enqueue(self, s: Session, queue: str) -> None:
+    def _enqueue(self, s: Session, queue: str, *, priority: int | None = None,
+                 service_type: str | None = None) -> None:
         s.stage, s.queue = "queued", queue
         self._moh(s)
         self._by_acd[s.acd_id] = s
-        self._engine(ev.CallArrived(s.acd_id, queue, caller=s.call.caller, dialled=s.number))
+        self._engine(ev.CallArrived(s.acd_id, queue, caller=s.call.caller, dialled=s.number,
+                                    priority_class=priority, service_type=service_type or ""))
 
     # -- menu (IVR-2) --------------------------------------------------------------------------
     def _menu(self, s: Session) -> None:
@@ -388,11 +428,87 @@ class ContactCentre:
 
     def _menu_action(self, s: Session, action: MenuAction) -> None:
         if action.queue is not None:
-            self._enqueue(s, action.queue)
+            self._enqueue(s, action.queue, priority=action.priority,
+                          service_type=action.service_type)
+        elif action.transfer is not None:
+            self._transfer(s, action.transfer)
+        elif action.voicemail:
+            s.stage = "voicemail"
+            self._play(s, "voicemail", self._language(s))
         else:
             assert action.info is not None
             s.stage, s.then = "info", action.then
             self._play(s, action.info, self._language(s))
+
+    # -- transfer node: ring an extension, bridge it like an agent --------------------------
+    def _transfer(self, s: Session, number: str) -> None:
+        route = self.b2bua.dialplan.resolve(number)
+        if not isinstance(route, Extension):
+            log.info("call %s: transfer to %s: not an extension", s.acd_id, number)
+            self._close_with(s, "unavailable", self._language(s))
+            return
+        s.stage, s.transfer = "transferring", route.user
+        self._moh(s)
+        self.sink(self.b2bua.offer_leg(s.call, route.user, self.loop.time(), time.time()))
+
+    # -- voicemail node: prompt, beep, record the caller until '#', hang-up or the limit ----
+    def _start_recording(self, s: Session) -> None:
+        cc = self.config.contact_centre
+        day = time.strftime("%Y/%m/%d", time.localtime())
+        name = re.sub(r"[^A-Za-z0-9._@-]", "_", s.acd_id)[:200] or "call"
+        path = Path(cc.voicemail_dir) / day / f"{name}.wav"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            s.recorder = Recorder(path)
+        except OSError:
+            log.exception("call %s: voicemail not recorded", s.acd_id)
+            self._close_with(s, "unavailable", self._language(s))
+            return
+        s.stage, s.vm_path = "recording", str(path)
+        s.vm_timer = self.loop.call_later(float(cc.voicemail_max_s), self._stop_recording, s,
+                                          True)
+
+    def _record_rtp(self, s: Session, data: bytes) -> None:
+        pt = data[1] & 0x7F
+        if s.recorder is None or pt != s.leg.payload_type or pt not in (g711.PCMU, g711.PCMA):
+            return
+        start = 12 + 4 * (data[0] & 0x0F)
+        if data[0] & 0x10 and len(data) >= start + 4:  # header extension (RFC 3550 §5.3.1)
+            start += 4 + 4 * int.from_bytes(data[start + 2:start + 4], "big")
+        end = len(data) - (data[-1] if data[0] & 0x20 else 0)
+        if end <= start:
+            return
+        s.recorder.write(g711.decode(data[start:end], pt), None)
+
+    def _stop_recording(self, s: Session, then_close: bool) -> None:
+        """End the message (the '#' key, the length limit, or the caller hanging up)."""
+        if s.vm_timer is not None:
+            s.vm_timer.cancel()
+            s.vm_timer = None
+        recorder, s.recorder = s.recorder, None
+        if recorder is None:
+            return
+        recorder.close()
+        assert s.service is not None
+        message = Voicemail(s.acd_id, s.number, s.call.caller, s.vm_path, "",
+                            round(recorder.frames * 0.020, 3), time.time())
+        log.info("call %s: voicemail of %.1f s from %s in %s", s.acd_id, message.seconds,
+                 message.caller, message.path)
+        task = self.loop.create_task(self._write_voicemail(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if then_close and s.call.state != "ended":
+            self._close_with(s, "done", self._language(s))
+
+    async def _write_voicemail(self, message: Voicemail) -> None:
+        try:
+            digest = await asyncio.to_thread(_sha256, message.path)
+            if self.store is not None:
+                await self.store.write_voicemail(
+                    Voicemail(message.call_id, message.service, message.caller, message.path,
+                              digest, message.seconds, message.at))
+        except Exception:
+            log.exception("voicemail of %s not indexed", message.call_id)
 
     # -- announcements while queued (ACD-2) ----------------------------------------------------
     def _announce(self, s: Session, position: int, ewt: float) -> None:
@@ -446,6 +562,8 @@ class ContactCentre:
 
     # -- keypad (RFC 4733 on the caller's relay leg) -----------------------------------------
     def _rtp(self, s: Session, data: bytes) -> None:
+        if s.recorder is not None and len(data) > 12:
+            self._record_rtp(s, data)
         if len(data) < 16 or s.leg.dtmf_payload_type is None:
             return
         if data[1] & 0x7F != s.leg.dtmf_payload_type:
@@ -470,6 +588,14 @@ class ContactCentre:
                 self._survey_key(s, digit)
             else:
                 self._menu_key(s, digit)
+            return
+        if s.stage in ("voicemail", "beep", "recording"):
+            if digit == "#":
+                if s.stage == "recording":
+                    self._stop_recording(s, True)
+                else:  # '#' before the tone: no message
+                    self.media_clock.stop(s.call.a_port)
+                    self._close_with(s, "done", self._language(s))
             return
         if s.stage not in ("agent_id", "pin", "aux"):
             return
@@ -499,13 +625,7 @@ class ContactCentre:
         if s.call.state == "ended":
             return
         if not ok:
-            failures = self._failures.get(device, 0) + 1
-            self._failures[device] = failures
-            log.info("agent login refused: %s from %s (%d)", s.agent_id, device, failures)
-            if failures >= self.config.contact_centre.pin_failures:
-                self._failures.pop(device, None)
-                self._locked_until[device] = (self.loop.time()
-                                              + self.config.contact_centre.lockout_s)
+            if self._pin_failed(device, s.agent_id):
                 self._close_with(s, "locked")
             else:
                 s.stage = "agent_id"
@@ -520,11 +640,158 @@ class ContactCentre:
         log.info("agent %s logged in on %s", s.agent_id, device)
         self._close_with(s, "logged-in")
 
+    def _pin_failed(self, source: str, agent_id: str) -> bool:
+        """Count a wrong agent ID/PIN from `source`; True when that locks the source out."""
+        failures = self._failures.get(source, 0) + 1
+        self._failures[source] = failures
+        log.info("agent login refused: %s from %s (%d)", agent_id, source, failures)
+        if failures < self.config.contact_centre.pin_failures:
+            return False
+        self._failures.pop(source, None)
+        self._locked_until[source] = self.loop.time() + self.config.contact_centre.lockout_s
+        return True
+
+    # -- the agents' REST API (softswitch/agents_api.py) ---------------------------------------
+    def auto_answer(self, agent: str, queue_default: bool) -> bool:
+        """The agent's own `auto_answer` when configured, else the queue's."""
+        entry = next((a for a in self.config.agents if a.id == agent), None)
+        if entry is None or entry.auto_answer is None:
+            return queue_default
+        return entry.auto_answer
+
+    async def login(self, agent: str, device: str, pin: str, *,
+                    source: str | None = None) -> dict[str, Any]:
+        """Log `agent` in on `device` after checking `pin` like *11: wrong PINs counted per
+        `source` (default: the device) and locked out after `pin_failures`."""
+        await self.check_pin(agent, pin, source=source or device)
+        self._request(ev.AgentLoggedIn(agent, device=device))
+        self.agent_of_device[device] = agent
+        log.info("agent %s logged in on %s (API)", agent, device)
+        return self.agent_view(agent)
+
+    async def check_pin(self, agent: str, pin: str, *, source: str) -> None:
+        """Verify the agent's own PIN (an agent acting on itself), counted like a login."""
+        entry = self._entry(agent)
+        self._check_locked(source)
+        if not await asyncio.to_thread(verify_pin, pin, entry.pin_hash):
+            if self._pin_failed(source, agent):
+                raise AgentRequestError("locked", f"too many wrong PINs from {source}",
+                                        retry_after=self.config.contact_centre.lockout_s)
+            raise AgentRequestError("bad_pin", "wrong PIN")
+        self._failures.pop(source, None)
+
+    def logout(self, agent: str) -> dict[str, Any]:
+        self._entry(agent)
+        try:
+            device = self.engine.agent(agent).device
+        except KeyError:
+            device = ""
+        self._request(ev.AgentLoggedOut(agent))
+        if self.agent_of_device.get(device) == agent:
+            del self.agent_of_device[device]
+        return self.agent_view(agent)
+
+    def aux(self, agent: str, reason: str) -> dict[str, Any]:
+        self._entry(agent)
+        self._request(ev.AuxRequested(agent, reason))
+        return self.agent_view(agent)
+
+    def available(self, agent: str) -> dict[str, Any]:
+        self._entry(agent)
+        self._request(ev.AvailableRequested(agent))
+        return self.agent_view(agent)
+
+    def acw_end(self, agent: str) -> dict[str, Any]:
+        self._entry(agent)
+        self._request(ev.AcwEnded(agent))
+        return self.agent_view(agent)
+
+    def agents(self) -> list[dict[str, Any]]:
+        return [self.agent_view(a.id) for a in self.config.agents]
+
+    def agent_view(self, agent: str) -> dict[str, Any]:
+        self._entry(agent)
+        try:
+            a = self.engine.agent(agent)
+        except KeyError:
+            return {"id": agent, "state": "logged_out", "reason": "", "device": "",
+                    "since": None}
+        logged_in = a.state.value != "logged_out"
+        return {"id": agent, "state": a.state.value, "reason": a.reason,
+                "device": a.device if logged_in else "",
+                "since": round(self._wall(a.since), 3) if a.since else None,
+                "pending_aux": a.pending_aux, "pending_logout": a.pending_logout}
+
+    def queues(self) -> list[dict[str, Any]]:
+        now = self.loop.time()
+        out: list[dict[str, Any]] = []
+        for q in self.config.queues:
+            try:
+                waiting = self.engine.waiting(q.name)
+            except KeyError:
+                waiting = []
+            arrivals = [c.arrival for cid in waiting if (c := self.engine.call(cid))]
+            out.append({"name": q.name, "waiting": len(waiting),
+                        "longest_wait_s": round(now - min(arrivals), 3) if arrivals else 0.0})
+        return out
+
+    def _entry(self, agent: str) -> AgentEntry:
+        entry = next((a for a in self.config.agents if a.id == agent), None)
+        if entry is None:
+            raise AgentRequestError("unknown_agent", f"unknown agent {agent}")
+        return entry
+
+    def _check_locked(self, source: str) -> None:
+        until = self._locked_until.get(source, 0.0)
+        if until > self.loop.time():
+            raise AgentRequestError("locked", f"PIN entry locked for {source}",
+                                    retry_after=math.ceil(until - self.loop.time()))
+
+    def _request(self, event: ev.Event) -> None:
+        for c in self._engine(event):
+            if isinstance(c, cmd.Refused):
+                raise AgentRequestError("conflict", c.reason)
+
+    def _wall(self, mono: float) -> float:
+        return time.time() - (self.loop.time() - mono)
+
     def _forget(self, s: Session) -> None:
         self._cancel_key_timer(s)
         self.sessions.pop(s.call.id, None)
         self._by_port.pop(s.call.a_port, None)
         self.relay.tap(s.call.a_port, None)
+
+
+class AgentRequestError(Exception):
+    """An agent request refused: `kind` is unknown_agent, bad_pin, locked or conflict."""
+
+    def __init__(self, kind: str, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_BEEP: Clip | None = None
+
+
+def _beep() -> Clip:
+    """The tone after the voicemail prompt: 0.4 s of 1 kHz, faded in and out."""
+    global _BEEP
+    if _BEEP is None:
+        n = np.arange(3200)
+        fade = np.minimum(1.0, np.minimum(n, n[::-1]) / 80)  # 10 ms ramps: no clicks
+        samples = (12000 * np.sin(2 * np.pi * 1000 * n / 8000) * fade).astype(np.int16)
+        samples.flags.writeable = False
+        _BEEP = Clip("beep", samples)
+    return _BEEP
 
 
 def _number(n: int) -> list[str]:

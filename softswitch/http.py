@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reporting.cdr_web import cdr_routes
+from softswitch.agents_api import agents_routes
 from softswitch.metrics import make_registry
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ def make_http_app(switch: Switch) -> Starlette:
         *cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
         Route("/api/admin/reload", reload, methods=["POST"]),
         Route("/api/admin/trace", trace, methods=["GET", "POST"]),
+        # The agents' REST API (issue 4): login/logout/aux/available/acw-end, agents, queues.
+        *agents_routes(switch, lambda request: _admin_denied(request, switch)),
     ])
 
 

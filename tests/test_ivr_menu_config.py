@@ -79,7 +79,7 @@ def test_demo_centre_has_the_menu_announcements_and_survey() -> None:
     (MENU.replace('"1" = { info = "info", then = "menu" }', '"12" = { info = "info" }'),
      "services[0].menu.options.12.[key]: '12': menu keys are one keypad key"),
     (MENU.replace('"2" = { queue = "billing" }', '"2" = { queue = "billing", info = "info" }'),
-     "services[0].menu.options.2: give exactly one of queue or info"),
+     "services[0].menu.options.2: give exactly one of queue, info, transfer or voicemail"),
     (MENU.replace('then = "menu"', 'then = "elsewhere"'),
      "services[0].menu.options.1.then:"),
     (MENU.replace("retries = 1", "retries = -1"), "services[0].menu.retries:"),
@@ -122,3 +122,82 @@ def test_numbers_are_said_whole_to_twenty_then_digit_by_digit() -> None:
     assert _number(0) == ["number-0"]
     assert _number(20) == ["number-20"]
     assert _number(105) == ["number-1", "number-0", "number-5"]
+
+
+# -- call-flow nodes (issue 4 IVR-1..3, ACC-7): transfer, voicemail, priority/service type --
+NODES = ('[[users]]\nextension = "1003"\npassword = "secret"\n'
+         '[[services]]\nnumber = "1500"\n'
+         'after_hours_action = { voicemail = true }\n'
+         '[services.menu.options]\n'
+         '"1" = { transfer = "1003" }\n"2" = { voicemail = true }\n'
+         '"3" = { queue = "general", priority = 0, service_type = "sales" }\n')
+
+
+def load_cc(tmp_path: Path, cc: str, text: str) -> object:
+    """`load` with more `[contact_centre]` settings."""
+    path = tmp_path / "softswitch.toml"
+    path.write_text(BASE.replace('language = "en"\n', 'language = "en"\n' + cc, 1) + text,
+                    encoding="utf-8")
+    return load_config(path)
+
+
+def cc_errors_of(tmp_path: Path, cc: str, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_cc(tmp_path, cc, text)
+    return info.value.errors
+
+
+def test_nodes_parse(tmp_path: Path) -> None:
+    config = load_cc(tmp_path, f'voicemail_dir = "{tmp_path}/vm"\nvoicemail_max_s = 30\n',
+                     NODES)
+    cc = config.contact_centre  # type: ignore[attr-defined]
+    assert cc.voicemail_dir == f"{tmp_path}/vm" and cc.voicemail_max_s == 30
+    assert (tmp_path / "vm").is_dir()  # created by the check
+    service = config.services[0]  # type: ignore[attr-defined]
+    assert service.after_hours_action == MenuAction(voicemail=True)
+    options = service.menu.options
+    assert options["1"] == MenuAction(transfer="1003")
+    assert options["2"].voicemail
+    assert (options["3"].queue, options["3"].priority, options["3"].service_type) == (
+        "general", 0, "sales")
+    assert [w for w, _ in service.actions()][0] == ("after_hours_action",)
+
+
+def test_voicemail_dir_defaults_next_to_the_file(tmp_path: Path) -> None:
+    config = load(tmp_path, NODES)
+    cc = config.contact_centre  # type: ignore[attr-defined]
+    assert cc.voicemail_dir == str(tmp_path / "var" / "voicemail") and cc.voicemail_max_s == 120
+
+
+@pytest.mark.parametrize("action, message", [
+    ('{ queue = "general", info = "info" }', "exactly one of queue, info, transfer"),
+    ('{ transfer = "1003", voicemail = true }', "exactly one of"),
+    ('{ voicemail = false }', "exactly one of"),
+    ('{ info = "info", priority = 1 }', "go with a queue"),
+    ('{ transfer = "10a3" }', "digits"),
+    ('{ queue = "general", priority = -1 }', "greater than or equal to 0"),
+])
+def test_bad_node_is_named_by_key_path(tmp_path: Path, action: str, message: str) -> None:
+    errors = errors_of(tmp_path, '[[services]]\nnumber = "1500"\n'
+                       f'[services.menu.options]\n"4" = {action}\n')
+    assert any("services[0].menu.options.4" in e and message in e for e in errors), errors
+
+
+def test_unknown_transfer_number(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, NODES.replace('transfer = "1003"', 'transfer = "1009"'))
+    assert any(e.startswith("services[0].menu.options.1.transfer")
+               and "no user has extension '1009'" in e for e in errors), errors
+
+
+def test_negative_voicemail_length(tmp_path: Path) -> None:
+    errors = cc_errors_of(tmp_path, "voicemail_max_s = -5\n", NODES)
+    assert any("contact_centre.voicemail_max_s" in e and "greater than 0" in e
+               for e in errors), errors
+
+
+def test_unwritable_voicemail_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    errors = cc_errors_of(tmp_path, f'voicemail_dir = "{blocker}/vm"\n', NODES)
+    assert any(e.startswith("contact_centre.voicemail_dir") and "cannot create" in e
+               for e in errors), errors

@@ -16,7 +16,7 @@ from softswitch.store import (
     StoreError,
     open_store,
 )
-from softswitch.store.base import Cdr, CdrFilter, SurveyResult, load_migrations
+from softswitch.store.base import Cdr, CdrFilter, SurveyResult, Voicemail, load_migrations
 
 WALL = 1_700_000_000.0
 
@@ -346,3 +346,19 @@ async def test_survey_results_round_trip_newest_first_with_filters(store: Store)
     assert await store.list_surveys(agent="nobody") == []
     got = (await store.list_surveys(call_id="call-4"))[0]
     assert isinstance(got.score, int) and got.score == 5 and got.at == 1_700_000_004.0
+
+
+async def test_voicemails_round_trip_newest_first_with_filters(store: Store) -> None:
+    rows = [Voicemail(f"call-{n}", "1500" if n % 2 else "1600", f"100{n % 3}",
+                      f"/var/voicemail/2026/11/29/call-{n}.wav", f"{n:064x}", 1.5 + n,
+                      1_700_000_000.0 + n) for n in range(5)]
+    for r in rows:
+        await store.write_voicemail(r)
+    assert await store.list_voicemails() == sorted(rows, key=lambda r: r.at, reverse=True)
+    assert await store.list_voicemails(limit=2) == [rows[4], rows[3]]
+    assert await store.list_voicemails(service="1500") == [rows[3], rows[1]]
+    assert await store.list_voicemails(service="1600", caller="1000") == [rows[0]]
+    assert await store.list_voicemails(call_id="call-2") == [rows[2]]
+    assert await store.list_voicemails(caller="nobody") == []
+    got = (await store.list_voicemails(call_id="call-4"))[0]
+    assert got.seconds == 5.5 and got.at == 1_700_000_004.0 and got.sha256 == f"{4:064x}"

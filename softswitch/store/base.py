@@ -15,6 +15,7 @@ from importlib import resources
 from types import TracebackType
 
 __all__ = ["Binding", "Cdr", "CdrFilter", "Migration", "Store", "StoreError", "SurveyResult",
+           "Voicemail",
            "load_migrations"]
 
 _MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
@@ -73,6 +74,35 @@ class SurveyResult:
 
 
 SURVEY_COLUMNS = "call_id, queue, agent, score, at"
+
+
+@dataclass(frozen=True, slots=True)
+class Voicemail:
+    """One message a caller left (the voicemail call-flow node): where its WAV is."""
+
+    call_id: str  # Call-ID of the caller's leg (as in its CDR)
+    service: str  # the service number dialled
+    caller: str
+    path: str  # the WAV file
+    sha256: str  # of the WAV file, hex
+    seconds: float  # recorded length
+    at: float  # Unix epoch seconds
+
+
+VOICEMAIL_COLUMNS = "call_id, service, caller, path, sha256, seconds, at"
+
+
+def voicemail_where(service: str | None, caller: str | None, call_id: str | None,
+                    placeholder: str) -> tuple[str, list[object]]:
+    """WHERE clause for `Store.list_voicemails`; placeholder "?" (sqlite) or "$" (postgres)."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for column, value in (("service", service), ("caller", caller), ("call_id", call_id)):
+        if value is not None:
+            args.append(value)
+            mark = "?" if placeholder == "?" else f"${len(args)}"
+            clauses.append(f"{column} = {mark}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 def survey_where(queue: str | None, agent: str | None, call_id: str | None,
@@ -228,6 +258,18 @@ class Store(ABC):
     async def list_surveys(self, *, queue: str | None = None, agent: str | None = None,
                            call_id: str | None = None, limit: int = 100) -> list[SurveyResult]:
         """Answers matching the given fields (None: any), newest first (by at, then call_id)."""
+
+    # Voicemail / message-taking (call flows) ------------------------------------------
+
+    @abstractmethod
+    async def write_voicemail(self, message: Voicemail) -> None:
+        """Index one recorded message."""
+
+    @abstractmethod
+    async def list_voicemails(self, *, service: str | None = None, caller: str | None = None,
+                              call_id: str | None = None,
+                              limit: int = 100) -> list[Voicemail]:
+        """Messages matching the given fields (None: any), newest first (by at, then call_id)."""
 
     async def __aenter__(self) -> Store:
         await self.open()

@@ -18,16 +18,19 @@ import asyncpg
 from softswitch.store.base import (
     CDR_COLUMNS,
     SURVEY_COLUMNS,
+    VOICEMAIL_COLUMNS,
     Binding,
     Cdr,
     CdrFilter,
     Store,
     StoreError,
     SurveyResult,
+    Voicemail,
     cdr_where,
     check_schema_version,
     load_migrations,
     survey_where,
+    voicemail_where,
 )
 
 __all__ = ["PostgresStore"]
@@ -240,3 +243,21 @@ class PostgresStore(Store):
             *args, limit,
         )  # fmt: skip
         return [SurveyResult(*row) for row in rows]
+
+    async def write_voicemail(self, message: Voicemail) -> None:
+        await self.pool.execute(
+            f"INSERT INTO voicemails ({VOICEMAIL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            message.call_id, message.service, message.caller, message.path, message.sha256,
+            message.seconds, message.at,
+        )  # fmt: skip
+
+    async def list_voicemails(self, *, service: str | None = None, caller: str | None = None,
+                              call_id: str | None = None,
+                              limit: int = 100) -> list[Voicemail]:
+        where, args = voicemail_where(service, caller, call_id, "$")
+        rows = await self.pool.fetch(
+            f"SELECT {VOICEMAIL_COLUMNS} FROM voicemails{where}"
+            f' ORDER BY at DESC, call_id COLLATE "C" DESC LIMIT ${len(args) + 1}',
+            *args, limit,
+        )  # fmt: skip
+        return [Voicemail(*row) for row in rows]

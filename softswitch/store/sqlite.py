@@ -14,16 +14,19 @@ import aiosqlite
 from softswitch.store.base import (
     CDR_COLUMNS,
     SURVEY_COLUMNS,
+    VOICEMAIL_COLUMNS,
     Binding,
     Cdr,
     CdrFilter,
     Store,
     StoreError,
     SurveyResult,
+    Voicemail,
     cdr_where,
     check_schema_version,
     load_migrations,
     survey_where,
+    voicemail_where,
 )
 
 __all__ = ["SqliteStore"]
@@ -223,6 +226,22 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self.db.execute_fetchall(sql, [*args, limit])
         return [SurveyResult(*row) for row in rows]
+
+    async def write_voicemail(self, message: Voicemail) -> None:
+        await self._write(
+            f"INSERT INTO voicemails ({VOICEMAIL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(message.call_id, message.service, message.caller, message.path, message.sha256,
+              message.seconds, message.at)])
+
+    async def list_voicemails(self, *, service: str | None = None, caller: str | None = None,
+                              call_id: str | None = None,
+                              limit: int = 100) -> list[Voicemail]:
+        where, args = voicemail_where(service, caller, call_id, "?")
+        sql = (f"SELECT {VOICEMAIL_COLUMNS} FROM voicemails{where}"
+               " ORDER BY at DESC, call_id DESC LIMIT ?")
+        async with self._lock:
+            rows = await self.db.execute_fetchall(sql, [*args, limit])
+        return [Voicemail(*row) for row in rows]
 
 
 def _cdr_row(c: Cdr) -> tuple[Any, ...]:
