@@ -44,6 +44,7 @@ from media.player import Clip, load_clip
 from media.recorder import Recorder
 from media.relay import LegMedia, RtpRelay
 from media.rtp import RtpError
+from reporting.events import ReportEvent
 from softswitch.acd_config import (
     AgentEntry,
     MenuAction,
@@ -132,6 +133,8 @@ class ContactCentre:
         self._locked_until: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Callables given each batch of reporting events (reporting/events.py) as it happens.
+        self.report_listeners: list[Callable[[list[ReportEvent]], None]] = []
         media_clock.on_finished = self._prompt_finished
 
     # -- configuration ------------------------------------------------------------------------
@@ -153,8 +156,23 @@ class ContactCentre:
     def _engine(self, event: ev.Event) -> list[cmd.Command]:
         out = self.engine.handle_event(event, self.loop.time())
         self._carry_out(out)
+        self._drain_reports()
         self._rearm()
         return out
+
+    def _drain_reports(self) -> None:
+        """Hand the engine's reporting events on, so they never pile up in memory.
+
+        Until the event bus exists (issue 5) they go to `report_listeners` and the debug log.
+        """
+        reports = self.engine.pop_reports()
+        if not reports:
+            return
+        for listener in self.report_listeners:
+            listener(reports)
+        if log.isEnabledFor(logging.DEBUG):
+            for report in reports:
+                log.debug("acd event %s", report.to_dict())
 
     def _rearm(self) -> None:
         when = self.engine.get_timer()
@@ -172,6 +190,7 @@ class ContactCentre:
             self._carry_out(self.engine.handle_timer(self.loop.time()))
         except Exception:
             log.exception("ACD timer failed")
+        self._drain_reports()
         self._rearm()
 
     def _carry_out(self, commands: list[cmd.Command]) -> None:
