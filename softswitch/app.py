@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -22,6 +23,8 @@ import uvicorn
 
 from media.player import load_clip
 from media.relay import RtpRelay
+from reporting.bus import EventBus, LocalBus, NatsBus
+from reporting.events import ReportEvent
 from softswitch.b2bua import (
     B2bua,
     Bridge,
@@ -121,6 +124,10 @@ class Switch:
         self._cdr_tasks: set[asyncio.Task[None]] = set()
         self.cdrs_written = 0
         self.cdrs_failed = 0
+        # Reporting events: published on the bus, written behind to the store's event log.
+        self.bus: EventBus | None = None
+        self._event_log: list[ReportEvent] = []
+        self.events_logged = 0
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -162,6 +169,7 @@ class Switch:
         self.core.b2bua = self.b2bua
         self.contact_centre = ContactCentre(cfg, self.b2bua, self.relay, self.media_clock,
                                             self._run_b2bua, loop, store=self.store)
+        await self._start_bus(cfg, loop)
         self.transports = Transports(
             self.core, after_input=self._rearm, max_size=cfg.sip.max_message_bytes
         )
@@ -174,6 +182,7 @@ class Switch:
             self.b2bua.local.setdefault(lst.transport, (host, port))
         await self._start_http(cfg)
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(self._event_log_loop(), name="event-log"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="expiry-sweep"))
         self.running = True
         _tune_gc()
@@ -238,6 +247,13 @@ class Switch:
         except Exception:
             log.exception("final write of bindings failed; %d changes not stored",
                           len(self.location.take_changes()[0]))
+        try:
+            if self.bus is not None:
+                await self.bus.close()
+            await self._flush_events()
+        except Exception:
+            log.exception("final write of the event log failed; %d events not stored",
+                          len(self._event_log))
         finally:
             if self.media_clock is not None:
                 self.media_clock.close()
@@ -402,6 +418,53 @@ class Switch:
             # cancellation: stop() cancels the flush loop mid-write, then flushes once more.
             self.location.restore_changes(upserts, deletes)
             raise
+
+    async def _start_bus(self, cfg: Config, loop: asyncio.AbstractEventLoop) -> None:
+        """The event bus, the event-log writer on it, and the ACD's reports onto it."""
+        if cfg.events.bus == "nats":
+            bus = NatsBus(cfg.events.nats_url)
+            await bus.start()
+            self.bus = bus
+            # Shared durable: with several nodes each event is logged once (by one of them).
+            # The batch is acked only after this returns, so store it before returning: a
+            # crash then re-delivers what was not yet written (at-least-once, never lost).
+            await bus.subscribe(self._store_events_now, durable="softswitch-event-log")
+        else:
+            self.bus = LocalBus()
+            await self.bus.subscribe(self._event_log.extend)
+        assert self.contact_centre is not None
+        bus_ = self.bus
+
+        def publish(reports: list[ReportEvent]) -> None:
+            # The engine stamps events with loop time; the bus and the log carry wall clock.
+            offset = time.time() - loop.time()
+            bus_.publish([dataclasses.replace(r, ts=offset + r.ts) for r in reports])
+
+        self.contact_centre.report_listeners.append(publish)
+
+    async def _store_events_now(self, events: list[ReportEvent]) -> None:
+        assert self.store is not None
+        await self.store.append_events(events)
+        self.events_logged += len(events)
+
+    async def _event_log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self._flush_events()
+            except Exception:
+                log.exception("event log write-behind failed; will retry")
+
+    async def _flush_events(self) -> None:
+        if self.store is None or not self._event_log:
+            return
+        batch, self._event_log[:] = list(self._event_log), []
+        try:
+            await self.store.append_events(batch)
+        except BaseException:
+            self._event_log[:0] = batch  # retried by the next flush, order kept
+            raise
+        self.events_logged += len(batch)
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -333,6 +333,18 @@ class StoreConfig(_Model):
     url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///var/softswitch.db"
 
 
+def _nats_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("nats", "tls") or not parts.hostname:
+        raise ValueError(f"expected nats://host:port or tls://host:port: {value!r}")
+    return value
+
+
+class EventsConfig(_Model):
+    bus: Literal["local", "nats"] = "local"  # in-process fan-out, or NATS JetStream
+    nats_url: Annotated[str, AfterValidator(_nats_url)] = "nats://127.0.0.1:4222"
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in LOG_LEVELS:
         raise ValueError(f"must be one of {'|'.join(LOG_LEVELS)}")
@@ -491,6 +503,7 @@ class Config(_Model):
     auth: AuthConfig = AuthConfig()
     http: HttpConfig = HttpConfig()
     store: StoreConfig = StoreConfig()
+    events: EventsConfig = EventsConfig()
     log: LogConfig = LogConfig()
     media: MediaConfig = MediaConfig()
     calls: CallsConfig = CallsConfig()

@@ -227,3 +227,46 @@ def test_agent_auto_answer_validated(tmp_path: Path) -> None:
                                 'auto_answer = "yes"\n[[agents]]', 1))
     with pytest.raises(ConfigError, match="auto_answer"):
         load_config(files.path)
+
+
+@pytest.mark.parametrize("bus", ["local", "nats"])
+async def test_agent_state_changes_reach_the_event_log(tmp_path: Path, bus: str) -> None:
+    """A running switch publishes the ACD's events on its bus and writes them to the store's
+    event log with wall-clock times (issue 5's rebuild reads this log)."""
+    import os
+    import time
+
+    import reporting.events as rep
+
+    if bus == "nats":
+        try:
+            _, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", 4222), 2)
+            w.close()
+        except OSError:
+            if os.environ.get("CI") == "true":
+                pytest.fail("NATS is not running at 127.0.0.1:4222 on CI")
+            pytest.skip("NATS is not running at 127.0.0.1:4222")
+    files = centre_config(tmp_path)
+    with files.path.open("a") as fh:
+        fh.write(f'[events]\nbus = "{bus}"\n')
+    before = time.time()
+    async with running_switch(files) as switch:
+        r = await http_post(files, "/api/agents/2002/login", json={"device": "1003", "pin": "5678"})
+        assert r.status_code == 200, r.text
+        assert switch.store is not None
+        store = switch.store
+
+        async def logged() -> list[rep.ReportEvent]:
+            return [e.event() for e in await store.read_events()]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while True:
+            events = [e for e in await logged()
+                      if isinstance(e, rep.AgentStateChanged) and e.agent == "2002"]
+            if events or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert events, "the login never reached the event log"
+        assert events[-1].state == "available"
+        assert before - 1 <= events[-1].ts <= time.time() + 1  # wall clock, not loop time

@@ -161,6 +161,9 @@ def test_config_is_immutable(tmp_path: Path) -> None:
         (user("1", 'ha1 = "' + "0" * 32 + '"'), "users[0]: give either password or ha1"),
         ('[[users]]\nextension = 1001\npassword = "x"', "users[0].extension: "),
         (user("1", 'pasword = "x"'), "users[0].pasword: unknown key"),
+        ('[events]\nbus = "kafka"', "events.bus: "),
+        ('[events]\nnats_url = "http://x:4222"', "events.nats_url: "),
+        ('[events]\nnats = "x"', "events.nats: unknown key"),
         (
             '[auth]\nalgorithms = ["SHA-256"]\n[[users]]\nextension = "1"\n'
             'ha1 = "' + "a" * 32 + '"',

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reporting.events import AgentStateChanged, CallQueued, ReportEvent
 from softswitch.store import (
     Binding,
     PostgresStore,
@@ -16,7 +17,14 @@ from softswitch.store import (
     StoreError,
     open_store,
 )
-from softswitch.store.base import Cdr, CdrFilter, SurveyResult, Voicemail, load_migrations
+from softswitch.store.base import (
+    Cdr,
+    CdrFilter,
+    LoggedEvent,
+    SurveyResult,
+    Voicemail,
+    load_migrations,
+)
 
 WALL = 1_700_000_000.0
 
@@ -362,3 +370,55 @@ async def test_voicemails_round_trip_newest_first_with_filters(store: Store) -> 
     assert await store.list_voicemails(caller="nobody") == []
     got = (await store.list_voicemails(call_id="call-4"))[0]
     assert got.seconds == 5.5 and got.at == 1_700_000_004.0 and got.sha256 == f"{4:064x}"
+
+
+# -- event log (issue 5) ---------------------------------------------------------------------
+
+
+def _events(n: int, start: int = 0) -> list[ReportEvent]:
+    out: list[ReportEvent] = []
+    for i in range(start, start + n):
+        if i % 2:
+            out.append(CallQueued(ts=WALL + i, call_id=f"c{i}", queue="sales",
+                                  priority_class=i % 3, caller="1001 ünï", position=i))
+        else:
+            out.append(AgentStateChanged(ts=WALL + i + 0.25, agent="a1", state="busy",
+                                         previous="idle", reason="r", call_id=f"c{i}"))
+    return out
+
+
+async def test_event_log_round_trips_in_order(store: Store) -> None:
+    assert await store.read_events() == []
+    await store.append_events([])
+    first, second = _events(5), _events(4, start=5)
+    await store.append_events(first)
+    await store.append_events(second)
+    logged = await store.read_events()
+    assert [e.event() for e in logged] == first + second
+    assert [e.type for e in logged] == [e.type_name for e in first + second]
+    assert [e.ts for e in logged] == [e.ts for e in first + second]
+    seqs = [e.seq for e in logged]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] >= 1
+    assert all(isinstance(e.payload, bytes) and isinstance(e.ts, float) for e in logged)
+    assert logged[0].data()["type"] == first[0].type_name
+
+
+async def test_event_log_reads_after_seq_with_limit(store: Store) -> None:
+    events = _events(25)
+    await store.append_events(events)
+    page = await store.read_events(limit=10)
+    assert [e.event() for e in page] == events[:10]
+    rest: list[LoggedEvent] = []
+    after = page[-1].seq
+    while batch := await store.read_events(after_seq=after, limit=7):
+        rest.extend(batch)
+        after = batch[-1].seq
+    assert [e.event() for e in rest] == events[10:]
+    assert await store.read_events(after_seq=after) == []
+
+
+async def test_event_log_large_batch_keeps_order(store: Store) -> None:
+    events = _events(3000)
+    await store.append_events(events)
+    logged = await store.read_events(limit=5000)
+    assert [e.event() for e in logged] == events

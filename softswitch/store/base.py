@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
+from typing import Any
 
-__all__ = ["Binding", "Cdr", "CdrFilter", "Migration", "Store", "StoreError", "SurveyResult",
-           "Voicemail",
-           "load_migrations"]
+import msgpack
+
+from reporting.events import ReportEvent, from_dict
+
+__all__ = ["Binding", "Cdr", "CdrFilter", "LoggedEvent", "Migration", "Store", "StoreError",
+           "SurveyResult", "Voicemail", "encode_event", "load_migrations"]
 
 _MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -161,6 +165,29 @@ def cdr_where(f: CdrFilter, placeholder: str) -> tuple[str, list[object]]:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One row of the event log: `seq` orders the log (gaps possible), `payload` is msgpack."""
+
+    seq: int
+    ts: float
+    type: str
+    payload: bytes
+
+    def data(self) -> dict[str, Any]:
+        """The decoded `to_dict()` map."""
+        return dict(msgpack.unpackb(self.payload, raw=False))
+
+    def event(self) -> ReportEvent:
+        """The event itself; ValueError for a type this softswitch does not know."""
+        return from_dict(self.data())
+
+
+def encode_event(event: ReportEvent) -> tuple[float, str, bytes]:
+    """``(ts, type, payload)`` of the event-log row for `event`."""
+    return (float(event.ts), event.type_name, msgpack.packb(event.to_dict(), use_bin_type=True))
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
@@ -270,6 +297,16 @@ class Store(ABC):
                               call_id: str | None = None,
                               limit: int = 100) -> list[Voicemail]:
         """Messages matching the given fields (None: any), newest first (by at, then call_id)."""
+
+    # Event log (issue 5) ----------------------------------------------------------------
+
+    @abstractmethod
+    async def append_events(self, events: Sequence[ReportEvent]) -> None:
+        """Append `events` in order, in one transaction (msgpack of `to_dict()` each)."""
+
+    @abstractmethod
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[LoggedEvent]:
+        """Up to `limit` logged events with ``seq > after_seq``, in seq order."""
 
     async def __aenter__(self) -> Store:
         await self.open()

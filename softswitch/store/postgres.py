@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from reporting.events import ReportEvent
 from softswitch.store.base import (
     CDR_COLUMNS,
     SURVEY_COLUMNS,
@@ -22,12 +23,14 @@ from softswitch.store.base import (
     Binding,
     Cdr,
     CdrFilter,
+    LoggedEvent,
     Store,
     StoreError,
     SurveyResult,
     Voicemail,
     cdr_where,
     check_schema_version,
+    encode_event,
     load_migrations,
     survey_where,
     voicemail_where,
@@ -261,3 +264,23 @@ class PostgresStore(Store):
             *args, limit,
         )  # fmt: skip
         return [Voicemail(*row) for row in rows]
+
+    async def append_events(self, events: Sequence[ReportEvent]) -> None:
+        if not events:
+            return
+        rows = [encode_event(e) for e in events]
+        # One statement, rows in order: bigserial hands out seq in the order of unnest.
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO events (ts, type, payload)"
+                " SELECT ts, type, payload FROM unnest($1::float8[], $2::text[], $3::bytea[])"
+                " WITH ORDINALITY AS r(ts, type, payload, n) ORDER BY n",
+                [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            )  # fmt: skip
+
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[LoggedEvent]:
+        rows = await self.pool.fetch(
+            "SELECT seq, ts, type, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after_seq, limit,
+        )  # fmt: skip
+        return [LoggedEvent(int(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]

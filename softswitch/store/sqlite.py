@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 
+from reporting.events import ReportEvent
 from softswitch.store.base import (
     CDR_COLUMNS,
     SURVEY_COLUMNS,
@@ -18,12 +19,14 @@ from softswitch.store.base import (
     Binding,
     Cdr,
     CdrFilter,
+    LoggedEvent,
     Store,
     StoreError,
     SurveyResult,
     Voicemail,
     cdr_where,
     check_schema_version,
+    encode_event,
     load_migrations,
     survey_where,
     voicemail_where,
@@ -242,6 +245,19 @@ class SqliteStore(Store):
         async with self._lock:
             rows = await self.db.execute_fetchall(sql, [*args, limit])
         return [Voicemail(*row) for row in rows]
+
+    async def append_events(self, events: Sequence[ReportEvent]) -> None:
+        if events:
+            await self._write("INSERT INTO events (ts, type, payload) VALUES (?, ?, ?)",
+                              [encode_event(e) for e in events])
+
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[LoggedEvent]:
+        async with self._lock:
+            rows = await self.db.execute_fetchall(
+                "SELECT seq, ts, type, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+        return [LoggedEvent(int(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
 
 def _cdr_row(c: Cdr) -> tuple[Any, ...]:
