@@ -72,6 +72,13 @@ class SwitchCollector(Collector):
         yield CounterMetricFamily(
             "softswitch_sip_dropped", "SIP input dropped without an answer", value=c.dropped
         )
+        if sw.transports is not None:
+            yield CounterMetricFamily(
+                "softswitch_sip_unsendable",
+                "SIP messages not sent: no listener for the transport, or the stream "
+                "connection to the peer had closed",
+                value=sw.transports.sockets_dropped,
+            )
         yield CounterMetricFamily(
             "softswitch_auth_failures", "Failed digest authentications", value=c.auth_failures
         )

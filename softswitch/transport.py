@@ -134,9 +134,11 @@ class _StreamProtocol(asyncio.Protocol):
             owner.send_all(out)
         owner.after_input()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> bool:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+            return True
+        return False
 
 
 class Transports:
@@ -201,8 +203,7 @@ class Transports:
                 return
         else:
             conn = self.connections.get((dest.transport, dest.host, dest.port))
-            if conn is not None:
-                conn.send(data)
+            if conn is not None and conn.send(data):
                 return
         # RFC 3261 §18.2.2 would open a new connection to the sent-by; requests outward arrive
         # with the B2BUA. Until then a response for a closed connection is dropped.

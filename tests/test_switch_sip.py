@@ -28,6 +28,7 @@ from tests.switchkit import (
     parse_response,
     running_switch,
     unique,
+    wait_for,
     write_config,
 )
 
@@ -397,3 +398,23 @@ async def test_udp_crlf_keepalive_is_ignored(env: tuple[SwitchFiles, Switch]) ->
         assert metric(text, "softswitch_sip_dropped_total") == 0
     finally:
         await client.close()
+
+
+async def test_send_to_a_closed_stream_is_counted(env: tuple[SwitchFiles, Switch]) -> None:
+    """A response whose TCP connection is gone is not sent; /metrics counts it (RFC 3261
+    §18.2.2 would reconnect to the sent-by: not done yet)."""
+    from softswitch.sip.message import Peer
+
+    files, switch = env
+    assert switch.transports is not None
+    before = metric(await metrics(files), "softswitch_sip_unsendable_total")
+    client = await TcpClient.open(files.sip_port)
+    port = client.local_port
+    await client.close()
+    # The switch learns of the close asynchronously (FIN): wait until it has dropped the
+    # connection, as a real late response would find it.
+    transports = switch.transports
+    await wait_for(lambda: ("tcp", HOST, port) not in transports.connections,
+                   what="the switch to see the connection close")
+    transports.send(b"SIP/2.0 200 OK\r\n\r\n", Peer("tcp", HOST, port))
+    assert metric(await metrics(files), "softswitch_sip_unsendable_total") == before + 1
