@@ -20,6 +20,7 @@ from softswitch.store.base import Cdr
 from tests.peers import free_port
 from tests.peers.audio import goertzel, read_wav, tone
 from tests.peers.phone import Phone
+from tests.switchkit import running_switch
 
 pytestmark = pytest.mark.peers
 
@@ -76,12 +77,8 @@ def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 async def registered(name: str, user: str, setup: Setup, **kw: object) -> Phone:

@@ -31,6 +31,7 @@ from softswitch.store.base import Cdr
 from tests.peers import REPO_ROOT, free_port
 from tests.peers.audio import tone
 from tests.peers.phone import Phone
+from tests.switchkit import running_switch
 
 USERS = {"1001": "pw1001", "1002": "pw1002"}
 RTP_LOW = 31400
@@ -86,12 +87,8 @@ def setup(tmp_path: Path, store_url: str) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 async def registered(name: str, user: str, setup: Setup) -> Phone:

@@ -17,6 +17,7 @@ from acd import AgentState
 from softswitch.app import Switch
 from softswitch.contact_centre import ContactCentre, Session
 from tests.peers.audio import goertzel, read_wav, tone
+from tests.switchkit import running_switch
 from tests.test_calls_phones import Setup, cdrs, registered, write_config
 
 pytestmark = pytest.mark.peers
@@ -52,12 +53,8 @@ def setup(tmp_path: Path) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 async def _until(check: Callable[[], object], timeout: float = 10.0) -> None:

@@ -20,6 +20,7 @@ from softswitch.acd_config import OpeningHours
 from softswitch.app import Switch
 from softswitch.config import load_config
 from tests.peers.audio import read_wav, tone
+from tests.switchkit import running_switch
 from tests.test_calls_phones import Setup, registered, write_config
 from tests.test_contact_centre_phones import PROMPTS, _until, rms
 
@@ -104,12 +105,8 @@ def setup(tmp_path: Path) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 def _speech(heard: np.ndarray, rate: int) -> float:

@@ -15,6 +15,7 @@ import pytest
 from softswitch.app import Switch
 from softswitch.contact_centre import _beep
 from tests.peers.audio import goertzel, read_wav, tone
+from tests.switchkit import running_switch
 from tests.test_calls_phones import Setup, registered, write_config
 from tests.test_contact_centre_flow import PROMPTS, _until, rms, service_session, silence
 
@@ -38,12 +39,8 @@ def setup(tmp_path: Path) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 async def test_voicemail_records_the_caller_until_hash_and_indexes_it(

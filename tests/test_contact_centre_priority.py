@@ -18,6 +18,7 @@ from reporting import events as rep
 from softswitch.app import Switch
 from tests.peers.audio import tone
 from tests.peers.phone import Phone
+from tests.switchkit import running_switch
 from tests.test_calls_phones import USERS, Setup, write_config
 from tests.test_contact_centre_phones import PROMPTS, _until
 
@@ -46,12 +47,8 @@ def setup(tmp_path: Path) -> Setup:
 
 @pytest.fixture
 async def switch(setup: Setup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 async def _phone(name: str, user: str, password: str, setup: Setup) -> Phone:

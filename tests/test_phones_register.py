@@ -22,6 +22,7 @@ from softswitch.app import Switch
 from softswitch.sip.digest import DigestAuthenticator
 from tests.peers import REPO_ROOT, free_port
 from tests.peers.phone import Phone
+from tests.switchkit import running_switch
 
 pytestmark = pytest.mark.peers
 
@@ -73,12 +74,8 @@ def setup(tmp_path: Path) -> SwitchSetup:
 
 @pytest.fixture
 async def switch(setup: SwitchSetup) -> AsyncIterator[Switch]:
-    sw = Switch(setup.config)
-    try:
-        await sw.start()
+    async with running_switch(setup.config) as sw:
         yield sw
-    finally:
-        await sw.stop()
 
 
 # -- what the operator sees -----------------------------------------------------------------
