@@ -173,3 +173,35 @@ class ConfigApplied(ReportEvent):
     type_name: ClassVar[str] = "config_applied"
     component: str
     version: int
+
+
+# -- thresholds (CMS-4) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertEvent(ReportEvent):
+    """A threshold rule of `[reporting] thresholds` about one queue."""
+
+    rule: str
+    queue: str
+    metric: str
+    op: str
+    threshold: float
+    value: float | None = None
+    severity: str = "warning"
+
+
+@_register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRaised(AlertEvent):
+    """`metric op threshold` started to hold (for the rule's `for_s`); `value` is the figure."""
+
+    type_name: ClassVar[str] = "alert_raised"
+
+
+@_register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertCleared(AlertEvent):
+    """The rule no longer holds; `value` is the figure that cleared it."""
+
+    type_name: ClassVar[str] = "alert_cleared"

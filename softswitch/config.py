@@ -461,6 +461,70 @@ class WebConfig(_Model):
     timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Jakarta"  # times on web pages
 
 
+THRESHOLD_METRICS = ("service_level", "abandon_rate", "asa_s", "calls_waiting",
+                     "longest_wait_s", "agents_available")
+# Figures over a sliding window (window_s); the others are instantaneous.
+WINDOWED_METRICS = frozenset({"service_level", "abandon_rate", "asa_s"})
+
+
+_RULE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _rule_name(value: str) -> str:
+    if not _RULE_NAME_RE.fullmatch(value):
+        raise ValueError(f"must be a Prometheus-style name ([A-Za-z_][A-Za-z0-9_]*): {value!r}")
+    return value
+
+
+class ThresholdRule(_Model):
+    """An alert (CMS-4): raised while `metric op value` holds (for `for_s`), cleared after."""
+
+    name: Annotated[str, AfterValidator(_rule_name)]  # unique; the alert's name everywhere
+    metric: Literal["service_level", "abandon_rate", "asa_s", "calls_waiting",
+                    "longest_wait_s", "agents_available"]
+    op: Literal["<", "<=", ">", ">="]
+    value: float | int  # ratios 0-1 (service_level, abandon_rate), seconds, or a count
+    window_s: Annotated[int, Field(gt=0)] = 1800  # for service_level, abandon_rate, asa_s
+    for_s: Annotated[float | int, Field(ge=0)] = 0  # must hold this long before it is raised
+    queues: tuple[NonEmpty, ...] = ()  # empty: every queue
+    severity: Literal["warning", "critical"] = "warning"
+
+    @model_validator(mode="after")
+    def _ratio_range(self) -> ThresholdRule:
+        if self.metric in ("service_level", "abandon_rate") and not 0 <= self.value <= 1:
+            raise ValueError(f"{self.metric} is a ratio: value must be within 0..1")
+        return self
+
+
+class ReportingConfig(_Model):
+    """CMS figures (docs/metrics.md): intervals, service level, refresh, thresholds."""
+
+    # The switch runs the reporting service itself; false when `softswitch reporting` runs it
+    # as its own process on the NATS bus (then [reporting] listen is where it serves the web).
+    embedded: bool = True
+    listen: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:8081"
+    interval_min: Literal[5, 10, 15, 30, 60] = 15  # interval buckets (CMS-5)
+    sl_threshold_s: Annotated[float | int, Field(gt=0)] = 20  # service level T
+    sl_thresholds: dict[str, Annotated[float | int, Field(gt=0)]] = {}  # per queue T
+    short_abandon_s: Annotated[float | int, Field(ge=0)] = 5
+    sl_formula: Literal["default", "ignore_abandons", "abandons_against",
+                        "abandons_in_favour"] = "default"
+    refresh_s: Annotated[float | int, Field(gt=0, le=5)] = 2  # real-time pages (CMS-3)
+    thresholds: tuple[ThresholdRule, ...] = ()
+
+    @field_validator("thresholds")
+    @classmethod
+    def _unique_rule_names(cls, value: tuple[ThresholdRule, ...]) -> tuple[ThresholdRule, ...]:
+        names = [r.name for r in value]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"threshold names must be unique: {', '.join(dup)}")
+        return value
+
+    def sl_threshold(self, queue: str) -> float:
+        return float(self.sl_thresholds.get(queue, self.sl_threshold_s))
+
+
 class ContactCentreConfig(_Model):
     # Prompts live in <prompts>/<language>/<name>.wav, relative to the file defining this.
     prompts: str = Field(default="prompts", validate_default=True)
@@ -508,6 +572,7 @@ class Config(_Model):
     media: MediaConfig = MediaConfig()
     calls: CallsConfig = CallsConfig()
     web: WebConfig = WebConfig()
+    reporting: ReportingConfig = ReportingConfig()
     users: tuple[UserConfig, ...] = ()
     contact_centre: ContactCentreConfig = ContactCentreConfig()
     agents: tuple[AgentEntry, ...] = ()
