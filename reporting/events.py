@@ -140,6 +140,32 @@ class CallCompleted(CallEvent):
     talk: float
 
 
+# -- calls through the switch (PBX-6) ---------------------------------------------------------
+
+
+@_register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(ReportEvent):
+    """A call through the B2BUA ended: the facts of its CDR (`ts` is the end, wall clock).
+
+    Every call, queued or not; `disposition` answered, busy, no_answer, cancelled, ...;
+    `hangup_side` caller, callee or switch. Reports count queue calls from the ACD's events,
+    not these.
+    """
+
+    type_name: ClassVar[str] = "call_ended"
+    call_id: str
+    caller: str = ""
+    callee: str = ""
+    started_at: float = 0.0
+    answered_at: float | None = None
+    duration: float = 0.0
+    billable: float = 0.0
+    disposition: str = ""
+    hangup_cause: str = ""
+    hangup_side: str = ""
+
+
 # -- agents (CMS-1) ---------------------------------------------------------------------------
 
 

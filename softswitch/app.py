@@ -24,7 +24,7 @@ import uvicorn
 from media.player import load_clip
 from media.relay import RtpRelay
 from reporting.bus import EventBus, LocalBus, NatsBus
-from reporting.events import ReportEvent
+from reporting.events import CallEnded, ReportEvent
 from softswitch.b2bua import (
     B2bua,
     Bridge,
@@ -52,7 +52,7 @@ from softswitch.sip.message import Peer
 from softswitch.sip.timers import Timers
 from softswitch.sip.transaction import TransactionLayer
 from softswitch.store import open_store
-from softswitch.store.base import Store
+from softswitch.store.base import Cdr, Store
 from softswitch.trace import Tracer
 from softswitch.transport import Transports
 
@@ -359,11 +359,22 @@ class Switch:
                     assert self.contact_centre is not None
                     self.contact_centre.handle(cmd)  # type: ignore[arg-type]
                 elif type(cmd) is WriteCdr:
+                    self._publish_call_ended(cmd.cdr)
                     task = asyncio.ensure_future(self._write_cdr(cmd))
                     self._cdr_tasks.add(task)
                     task.add_done_callback(self._cdr_tasks.discard)
             except Exception:
                 log.exception("B2BUA command %r failed", cmd)
+
+    def _publish_call_ended(self, cdr: Cdr) -> None:
+        """Every CDR also goes on the event bus (and so into the event log) as CallEnded."""
+        if self.bus is None:
+            return
+        self.bus.publish([CallEnded(
+            ts=cdr.ended_at, call_id=cdr.call_id, caller=cdr.caller, callee=cdr.callee,
+            started_at=cdr.started_at, answered_at=cdr.answered_at, duration=cdr.duration,
+            billable=cdr.billable, disposition=cdr.disposition, hangup_cause=cdr.hangup_cause,
+            hangup_side=cdr.hangup_side)])
 
     async def _write_cdr(self, cmd: WriteCdr) -> None:
         if self.store is None:

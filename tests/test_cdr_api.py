@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from reporting.events import CallEnded
 from softswitch.app import Switch
 from softswitch.store import open_store
 from softswitch.store.base import Cdr
@@ -169,9 +170,32 @@ async def test_finished_call_in_api_within_one_second(setup: Setup, switch: Swit
         # Local times in the configured zone (Asia/Jakarta, UTC+7, no DST).
         assert row["started_local"] == datetime.fromtimestamp(started, JAKARTA).strftime(
             "%Y-%m-%d %H:%M:%S")
+        # The same facts went on the event bus and into the event log as CallEnded.
+        ended_event = await logged_call_ended(switch, row["call_id"])
+        assert (ended_event.caller, ended_event.callee) == ("1001", "1002")
+        assert (ended_event.started_at, ended_event.answered_at, ended_event.ts) == (
+            started, answered, ended)
+        assert (ended_event.disposition, ended_event.hangup_side,
+                ended_event.hangup_cause) == ("answered", "caller", "bye")
+        assert ended_event.billable == pytest.approx(row["billable"])
     finally:
         await a.close()
         await b.close()
+
+
+async def logged_call_ended(switch: Switch, call_id: str, timeout: float = 5.0) -> CallEnded:
+    """The CallEnded event of `call_id` once the event log holds it, or fail at the deadline."""
+    assert switch.store is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        for logged in await switch.store.read_events(limit=10_000):
+            event = logged.event()
+            if isinstance(event, CallEnded) and event.call_id == call_id:
+                return event
+        if loop.time() > deadline:
+            raise AssertionError(f"no call_ended event for {call_id} after {timeout}s")
+        await asyncio.sleep(0.05)
 
 
 # -- filters and pagination ----------------------------------------------------------------------
