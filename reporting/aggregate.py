@@ -18,6 +18,7 @@ Hot path: plain lists indexed by constants, dicts keyed by name; one list per
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reporting import events as rep
@@ -105,13 +106,15 @@ class IntervalAggregator:
     def __init__(
         self, interval_s: float = 900.0, sl_threshold_s: float = 20.0,
         short_abandon_s: float = 5.0, sl_formula: str = "default",
+        sl_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         if sl_formula not in SL_FORMULAS:
             raise ValueError(f"sl_formula must be one of {SL_FORMULAS}")
         self.interval = float(interval_s)
-        self.sl_threshold = float(sl_threshold_s)
+        self.sl_threshold = float(sl_threshold_s)  # T of queues not in `sl_thresholds`
+        self.sl_thresholds = {q: float(t) for q, t in (sl_thresholds or {}).items()}
         self.short_abandon = float(short_abandon_s)
         self.sl_formula = sl_formula
         self.late_events = 0  # events older than the last close: counted in the first open one
@@ -126,6 +129,10 @@ class IntervalAggregator:
         self._calls: dict[str, tuple[str, float, bool]] = {}  # call → (queue, arrival, queued)
         self._agents: dict[str, list[object]] = {}  # agent → [state, reason, since]
         self._acw: dict[str, tuple[str, float]] = {}  # agent → (queue, wrap-up start)
+
+    def threshold(self, queue: str) -> float:
+        """Service-level T of `queue` (seconds)."""
+        return self.sl_thresholds.get(queue, self.sl_threshold)
 
     # -- buckets ------------------------------------------------------------------------------
 
@@ -209,7 +216,7 @@ class IntervalAggregator:
         wait = e.wait
         row[Q_ANSWERED] += 1
         row[Q_WAIT_SUM] += wait
-        if wait <= self.sl_threshold:
+        if wait <= self.sl_thresholds.get(e.queue, self.sl_threshold):
             row[Q_ANSWERED_IN_T] += 1
         if wait > row[Q_MAX_WAIT]:
             row[Q_MAX_WAIT] = wait
@@ -221,7 +228,7 @@ class IntervalAggregator:
         row[Q_ABANDON_WAIT_SUM] += wait
         if wait < self.short_abandon:
             row[Q_SHORT_ABANDONED] += 1
-        if wait <= self.sl_threshold:
+        if wait <= self.sl_thresholds.get(e.queue, self.sl_threshold):
             row[Q_ABANDONED_IN_T] += 1
 
     def _overflowed(self, e: rep.CallOverflowed) -> None:

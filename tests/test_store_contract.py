@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS
 from reporting.events import AgentStateChanged, CallQueued, ReportEvent
 from softswitch.store import (
     Binding,
@@ -21,6 +22,7 @@ from softswitch.store.base import (
     Cdr,
     CdrFilter,
     LoggedEvent,
+    ReportRow,
     SurveyResult,
     Voicemail,
     load_migrations,
@@ -422,3 +424,80 @@ async def test_event_log_large_batch_keeps_order(store: Store) -> None:
     await store.append_events(events)
     logged = await store.read_events(limit=5000)
     assert [e.event() for e in logged] == events
+
+
+# -- reports (CMS-5) ---------------------------------------------------------------------------
+
+def _qrow(name: str, start: float, day: str, offered: float, max_wait: float = 0.0) -> ReportRow:
+    counts = {c: 0.0 for c in QUEUE_COUNTS}
+    counts.update(offered=offered, answered=offered - 1, max_wait=max_wait, talk=12.5)
+    return ReportRow("queue", name, day, start, 900.0, counts)
+
+
+def _arow(name: str, start: float, day: str, staffed: float, aux: dict[str, float],
+          login: float | None = None, logoff: float | None = None) -> ReportRow:
+    counts = {c: 0.0 for c in AGENT_COUNTS}
+    counts.update(staffed=staffed, aux=sum(aux.values()), handled=1.0)
+    return ReportRow("agent", name, day, start, 900.0, counts, dict(sorted(aux.items())),
+                     login, logoff)
+
+
+async def test_report_rows_upsert_replaces_and_rolls_up_days(store: Store) -> None:
+    assert await store.last_report_interval() is None
+    rows = [_qrow("sales", WALL, "2023-11-15", 3, max_wait=40.0),
+            _qrow("sales", WALL + 900, "2023-11-15", 5, max_wait=25.5),
+            _qrow("help", WALL + 900, "2023-11-15", 2),
+            _qrow("sales", WALL + 86400, "2023-11-16", 1),
+            _arow("2001", WALL, "2023-11-15", 900.0, {"lunch": 100.0, "": 5.0}, login=WALL + 3),
+            _arow("2001", WALL + 900, "2023-11-15", 600.0, {"lunch": 50.0},
+                  logoff=WALL + 1500)]
+    await store.write_report_rows(rows)
+    # Closing the same interval again (a restart) replaces the row: nothing doubles.
+    await store.write_report_rows(rows[:1] + rows[4:5])
+    assert await store.last_report_interval() == WALL + 86400
+    got = await store.read_report_rows("queue", "interval")
+    assert [(r.name, r.start) for r in got] == [
+        ("sales", WALL), ("help", WALL + 900), ("sales", WALL + 900), ("sales", WALL + 86400)]
+    assert got[0] == rows[0]
+    agents = await store.read_report_rows("agent", "interval", names=["2001"])
+    assert agents == rows[4:6]
+    days = await store.read_report_rows("queue", "day", first_day="2023-11-15",
+                                        last_day="2023-11-15")
+    assert [(r.name, r.day, r.start, r.counts["offered"], r.counts["max_wait"],
+             r.counts["talk"]) for r in days] == [
+        ("help", "2023-11-15", None, 2.0, 0.0, 12.5),
+        ("sales", "2023-11-15", None, 8.0, 40.0, 25.0)]
+    [day] = await store.read_report_rows("agent", "day")
+    assert (day.counts["staffed"], day.counts["aux"], day.counts["handled"]) == (1500, 155, 2)
+    assert day.aux == {"": 5.0, "lunch": 150.0}
+    assert (day.login, day.logoff) == (WALL + 3, WALL + 1500)
+    window = await store.read_report_rows("queue", "interval", start=WALL + 900,
+                                          end=WALL + 1800, names=["sales"])
+    assert [r.counts["offered"] for r in window] == [5.0]
+
+
+async def test_report_rows_replaced_by_day_range(store: Store) -> None:
+    await store.write_report_rows([
+        _qrow("sales", WALL, "2023-11-15", 3), _qrow("sales", WALL + 86400, "2023-11-16", 4),
+        _arow("2001", WALL, "2023-11-15", 900.0, {"lunch": 100.0})])
+    await store.replace_report_rows("2023-11-15", "2023-11-15",
+                                    [_qrow("help", WALL + 900, "2023-11-15", 7)])
+    got = await store.read_report_rows("queue", "interval")
+    assert [(r.name, r.day, r.counts["offered"]) for r in got] == [
+        ("help", "2023-11-15", 7.0), ("sales", "2023-11-16", 4.0)]
+    assert await store.read_report_rows("agent", "interval") == []
+    assert await store.read_report_rows("agent", "day") == []
+    days = await store.read_report_rows("queue", "day")
+    assert [(r.name, r.day, r.counts["offered"]) for r in days] == [
+        ("help", "2023-11-15", 7.0), ("sales", "2023-11-16", 4.0)]
+
+
+async def test_first_event_seq_finds_where_to_replay_from(store: Store) -> None:
+    assert await store.first_event_seq(WALL) == 0
+    events = _events(10)
+    await store.append_events(events)
+    logged = await store.read_events()
+    after = await store.first_event_seq(WALL + 4)
+    assert [e.event() for e in await store.read_events(after_seq=after)] == [
+        e for e in events if e.ts >= WALL + 4]
+    assert await store.first_event_seq(WALL + 1000) == logged[-1].seq

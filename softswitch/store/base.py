@@ -10,17 +10,18 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from types import TracebackType
 from typing import Any
 
 import msgpack
 
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS
 from reporting.events import ReportEvent, from_dict
 
-__all__ = ["Binding", "Cdr", "CdrFilter", "LoggedEvent", "Migration", "Store", "StoreError",
-           "SurveyResult", "Voicemail", "encode_event", "load_migrations"]
+__all__ = ["Binding", "Cdr", "CdrFilter", "LoggedEvent", "Migration", "ReportRow", "Store",
+           "StoreError", "SurveyResult", "Voicemail", "encode_event", "load_migrations"]
 
 _MIGRATION_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -188,6 +189,114 @@ def encode_event(event: ReportEvent) -> tuple[float, str, bytes]:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One stored report row (CMS-5): a closed interval (`start` set) or a day's rollup
+    (`start` None, `interval_s` 0) of one queue or one agent.
+
+    `counts` has the additive figures of reporting/aggregate.py (QUEUE_COUNTS / AGENT_COUNTS,
+    seconds for times; `max_wait` is a maximum); `aux` the aux seconds by reason (agents);
+    `login`/`logoff` the first login and the last logoff in the period (agents).
+    """
+
+    kind: str  # "queue" | "agent"
+    name: str
+    day: str  # local day (YYYY-MM-DD, the configured timezone) of the interval's start
+    start: float | None
+    interval_s: float
+    counts: dict[str, float]
+    aux: dict[str, float] = field(default_factory=dict)
+    login: float | None = None
+    logoff: float | None = None
+
+
+REPORT_KINDS = ("queue", "agent")
+REPORT_GROUPS = ("interval", "day")
+
+
+def report_counts(kind: str) -> tuple[str, ...]:
+    if kind == "queue":
+        return QUEUE_COUNTS
+    if kind == "agent":
+        return AGENT_COUNTS
+    raise ValueError(f"report kind must be queue or agent, not {kind!r}")
+
+
+def report_columns(kind: str) -> tuple[str, ...]:
+    """Stored figure columns of `kind` (the counts, then login/logoff for agents)."""
+    counts = report_counts(kind)
+    return (*counts, "login", "logoff") if kind == "agent" else counts
+
+
+def report_upsert_sql(kind: str, mark: str) -> str:
+    """Insert-or-replace of one interval row; `mark` "?" (sqlite) or "$" (postgres)."""
+    cols = (kind, "start_ts", "interval_s", "day", *report_columns(kind))
+    marks = ", ".join("?" if mark == "?" else f"${i}" for i in range(1, len(cols) + 1))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+    return (f"INSERT INTO report_{kind}_intervals ({', '.join(cols)}) VALUES ({marks})"
+            f" ON CONFLICT ({kind}, start_ts) DO UPDATE SET {updates}")
+
+
+def report_values(row: ReportRow) -> tuple[Any, ...]:
+    counts = row.counts
+    values = [row.name, row.start, row.interval_s, row.day,
+              *(float(counts.get(c, 0.0)) for c in report_counts(row.kind))]
+    if row.kind == "agent":
+        values += [row.login, row.logoff]
+    return tuple(values)
+
+
+def rollup_sql(kind: str, where: str) -> list[str]:
+    """Statements recomputing the day rows of `kind` for the days `where` selects (a
+    condition on `day`) from the stored intervals: delete, then sum (max for max_wait, first
+    login, last logoff)."""
+    aggs = []
+    for c in report_columns(kind):
+        fn = {"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum")
+        aggs.append(f"{fn}({c})")
+    cols = ", ".join(report_columns(kind))
+    out = [f"DELETE FROM report_{kind}_days WHERE {where}",
+           f"INSERT INTO report_{kind}_days ({kind}, day, {cols})"
+           f" SELECT {kind}, day, {', '.join(aggs)} FROM report_{kind}_intervals"
+           f" WHERE {where} GROUP BY {kind}, day"]
+    if kind == "agent":
+        out += ["DELETE FROM report_agent_day_aux WHERE " + where,
+                "INSERT INTO report_agent_day_aux (agent, day, reason, seconds)"
+                " SELECT agent, day, reason, sum(seconds) FROM report_agent_interval_aux"
+                f" WHERE {where} GROUP BY agent, day, reason"]
+    return out
+
+
+def report_select_sql(kind: str, group: str) -> str:
+    """SELECT of stored rows (WHERE added by the caller): name, day, start, interval, figures."""
+    cols = ", ".join(report_columns(kind))
+    if group == "interval":
+        return f"SELECT {kind}, day, start_ts, interval_s, {cols} FROM report_{kind}_intervals"
+    if group == "day":
+        return f"SELECT {kind}, day, NULL, 0, {cols} FROM report_{kind}_days"
+    raise ValueError(f"report group must be interval or day, not {group!r}")
+
+
+def report_rows(kind: str, records: Sequence[Sequence[Any]],
+                aux: dict[tuple[str, Any], dict[str, float]]) -> list[ReportRow]:
+    """ReportRows from SELECTed records; `aux` maps (name, start or day) → reasons."""
+    counts = report_counts(kind)
+    n = len(counts)
+    out = []
+    agent = kind == "agent"
+    for r in records:
+        name, day, start = r[0], r[1], r[2]
+        figures = dict(zip(counts, map(float, r[4:4 + n]), strict=True))
+        if agent:
+            reasons = aux.get((name, start if start is not None else day), {})
+            out.append(ReportRow(kind, name, day, start, float(r[3]), figures, reasons,
+                                 r[4 + n], r[5 + n]))
+        else:
+            out.append(ReportRow(kind, name, day, None if start is None else float(start),
+                                 float(r[3]), figures))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
@@ -307,6 +416,39 @@ class Store(ABC):
     @abstractmethod
     async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[LoggedEvent]:
         """Up to `limit` logged events with ``seq > after_seq``, in seq order."""
+
+    @abstractmethod
+    async def first_event_seq(self, since_ts: float) -> int:
+        """The `after_seq` to give `read_events` to start at the first event with
+        ``ts >= since_ts`` (0 when that is the first; the last seq when none is that new)."""
+
+    # Reports (CMS-5) --------------------------------------------------------------------
+
+    @abstractmethod
+    async def write_report_rows(self, rows: Sequence[ReportRow]) -> None:
+        """Insert or replace interval rows by (name, start) — a re-closed interval replaces
+        the stored one, it never adds to it — and recompute the day rollups of the days they
+        touch, in one transaction."""
+
+    @abstractmethod
+    async def replace_report_rows(self, first_day: str, last_day: str,
+                                  rows: Sequence[ReportRow]) -> None:
+        """Delete every interval row of the days first_day..last_day (inclusive, both kinds),
+        write `rows` (intervals of those days) and recompute those days' rollups, in one
+        transaction (`softswitch reports rebuild`)."""
+
+    @abstractmethod
+    async def read_report_rows(self, kind: str, group: str, *, start: float | None = None,
+                               end: float | None = None, first_day: str | None = None,
+                               last_day: str | None = None,
+                               names: Sequence[str] | None = None) -> list[ReportRow]:
+        """Stored rows of `kind` ("queue"/"agent"), `group` "interval" (start in
+        [start, end)) or "day" (day in first_day..last_day, inclusive); bounds None are open;
+        `names` None: all. Ordered by start (intervals) or day, then name (byte order)."""
+
+    @abstractmethod
+    async def last_report_interval(self) -> float | None:
+        """The start of the latest stored interval row (either kind), None when there is none."""
 
     async def __aenter__(self) -> Store:
         await self.open()

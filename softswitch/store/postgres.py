@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -24,6 +25,7 @@ from softswitch.store.base import (
     Cdr,
     CdrFilter,
     LoggedEvent,
+    ReportRow,
     Store,
     StoreError,
     SurveyResult,
@@ -32,6 +34,11 @@ from softswitch.store.base import (
     check_schema_version,
     encode_event,
     load_migrations,
+    report_rows,
+    report_select_sql,
+    report_upsert_sql,
+    report_values,
+    rollup_sql,
     survey_where,
     voicemail_where,
 )
@@ -284,3 +291,94 @@ class PostgresStore(Store):
             after_seq, limit,
         )  # fmt: skip
         return [LoggedEvent(int(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+
+    async def first_event_seq(self, since_ts: float) -> int:
+        seq = await self.pool.fetchval("SELECT min(seq) FROM events WHERE ts >= $1", since_ts)
+        if seq is not None:
+            return int(seq) - 1
+        return int(await self.pool.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+
+    # -- reports ----------------------------------------------------------------------------
+
+    @staticmethod
+    async def _insert_report_rows(conn: asyncpg.Connection, rows: Sequence[ReportRow]) -> None:
+        for kind in ("queue", "agent"):
+            mine = [r for r in rows if r.kind == kind]
+            if not mine:
+                continue
+            await conn.executemany(report_upsert_sql(kind, "$"),
+                                   [report_values(r) for r in mine])
+            if kind == "agent":
+                await conn.execute(
+                    "DELETE FROM report_agent_interval_aux AS x"
+                    " USING unnest($1::text[], $2::float8[]) AS k(agent, start_ts)"
+                    " WHERE x.agent = k.agent AND x.start_ts = k.start_ts",
+                    [r.name for r in mine], [r.start for r in mine])
+                aux = [(r.name, r.start, r.day, reason, seconds)
+                       for r in mine for reason, seconds in r.aux.items()]
+                if aux:
+                    await conn.executemany(
+                        "INSERT INTO report_agent_interval_aux"
+                        " (agent, start_ts, day, reason, seconds) VALUES ($1, $2, $3, $4, $5)",
+                        aux)
+
+    @staticmethod
+    async def _rollup(conn: asyncpg.Connection, days: Sequence[str]) -> None:
+        chosen = sorted(set(days))
+        for kind in ("queue", "agent"):
+            for sql in rollup_sql(kind, "day = ANY($1::text[])"):
+                await conn.execute(sql, chosen)
+
+    async def write_report_rows(self, rows: Sequence[ReportRow]) -> None:
+        if not rows:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._insert_report_rows(conn, rows)
+            await self._rollup(conn, [r.day for r in rows])
+
+    async def replace_report_rows(self, first_day: str, last_day: str,
+                                  rows: Sequence[ReportRow]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table in ("report_queue_intervals", "report_agent_intervals",
+                          "report_agent_interval_aux", "report_queue_days",
+                          "report_agent_days", "report_agent_day_aux"):
+                await conn.execute(f"DELETE FROM {table} WHERE day >= $1 AND day <= $2",
+                                   first_day, last_day)
+            await self._insert_report_rows(conn, rows)
+            await self._rollup(conn, [r.day for r in rows])
+
+    async def read_report_rows(self, kind: str, group: str, *, start: float | None = None,
+                               end: float | None = None, first_day: str | None = None,
+                               last_day: str | None = None,
+                               names: Sequence[str] | None = None) -> list[ReportRow]:
+        sql = report_select_sql(kind, group)
+        key = "start_ts" if group == "interval" else "day"
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
+                                  ("day", ">=", first_day), ("day", "<=", last_day)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} {op} ${len(args)}")
+        if names is not None:
+            args.append(list(names))
+            clauses.append(f"{kind} = ANY(${len(args)}::text[])")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        async with self.pool.acquire() as conn:
+            records = await conn.fetch(
+                f'{sql}{where} ORDER BY {key}, {kind} COLLATE "C"', *args)
+            aux: dict[tuple[str, Any], dict[str, float]] = {}
+            if kind == "agent":
+                table = ("report_agent_interval_aux" if group == "interval"
+                         else "report_agent_day_aux")
+                for name, k, reason, seconds in await conn.fetch(
+                        f"SELECT agent, {key}, reason, seconds FROM {table}{where}"
+                        ' ORDER BY reason COLLATE "C"', *args):
+                    aux.setdefault((name, k), {})[reason] = float(seconds)
+        return report_rows(kind, records, aux)
+
+    async def last_report_interval(self) -> float | None:
+        value = await self.pool.fetchval(
+            "SELECT max(m) FROM (SELECT max(start_ts) AS m FROM report_queue_intervals"
+            " UNION ALL SELECT max(start_ts) FROM report_agent_intervals) AS t")
+        return None if value is None else float(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from softswitch.store.base import (
     Cdr,
     CdrFilter,
     LoggedEvent,
+    ReportRow,
     Store,
     StoreError,
     SurveyResult,
@@ -28,6 +29,11 @@ from softswitch.store.base import (
     check_schema_version,
     encode_event,
     load_migrations,
+    report_rows,
+    report_select_sql,
+    report_upsert_sql,
+    report_values,
+    rollup_sql,
     survey_where,
     voicemail_where,
 )
@@ -258,6 +264,119 @@ class SqliteStore(Store):
                 (after_seq, limit),
             )
         return [LoggedEvent(int(r[0]), float(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+
+    async def first_event_seq(self, since_ts: float) -> int:
+        async with self._lock:
+            rows = list(await self.db.execute_fetchall(
+                "SELECT min(seq) FROM events WHERE ts >= ?", (since_ts,)))
+            if rows and rows[0][0] is not None:
+                return int(rows[0][0]) - 1
+            rows = list(await self.db.execute_fetchall("SELECT max(seq) FROM events"))
+        return int(rows[0][0] or 0)
+
+    # -- reports ----------------------------------------------------------------------------
+
+    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
+        async def run() -> None:
+            async with self._lock:
+                db = self.db
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    await body(db)
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
+
+        await asyncio.shield(run())  # as _write: a cancelled caller never leaves it open
+
+    @staticmethod
+    async def _insert_report_rows(db: aiosqlite.Connection, rows: Sequence[ReportRow]) -> None:
+        for kind in ("queue", "agent"):
+            mine = [r for r in rows if r.kind == kind]
+            if not mine:
+                continue
+            await db.executemany(report_upsert_sql(kind, "?"), [report_values(r) for r in mine])
+            if kind == "agent":
+                await db.executemany(
+                    "DELETE FROM report_agent_interval_aux WHERE agent = ? AND start_ts = ?",
+                    [(r.name, r.start) for r in mine])
+                await db.executemany(
+                    "INSERT INTO report_agent_interval_aux (agent, start_ts, day, reason, seconds)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(r.name, r.start, r.day, reason, seconds)
+                     for r in mine for reason, seconds in r.aux.items()])
+
+    @staticmethod
+    async def _rollup(db: aiosqlite.Connection, days: Sequence[str]) -> None:
+        days = sorted(set(days))
+        for i in range(0, len(days), 500):
+            chunk = days[i:i + 500]
+            where = f"day IN ({', '.join('?' * len(chunk))})"
+            for kind in ("queue", "agent"):
+                for sql in rollup_sql(kind, where):
+                    await db.execute(sql, chunk)
+
+    async def write_report_rows(self, rows: Sequence[ReportRow]) -> None:
+        if not rows:
+            return
+
+        async def body(db: aiosqlite.Connection) -> None:
+            await self._insert_report_rows(db, rows)
+            await self._rollup(db, [r.day for r in rows])
+
+        await self._transaction(body)
+
+    async def replace_report_rows(self, first_day: str, last_day: str,
+                                  rows: Sequence[ReportRow]) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            for table in ("report_queue_intervals", "report_agent_intervals",
+                          "report_agent_interval_aux", "report_queue_days",
+                          "report_agent_days", "report_agent_day_aux"):
+                await db.execute(f"DELETE FROM {table} WHERE day >= ? AND day <= ?",
+                                 (first_day, last_day))
+            await self._insert_report_rows(db, rows)
+            await self._rollup(db, [r.day for r in rows])
+
+        await self._transaction(body)
+
+    async def read_report_rows(self, kind: str, group: str, *, start: float | None = None,
+                               end: float | None = None, first_day: str | None = None,
+                               last_day: str | None = None,
+                               names: Sequence[str] | None = None) -> list[ReportRow]:
+        sql = report_select_sql(kind, group)
+        key = "start_ts" if group == "interval" else "day"
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
+                                  ("day", ">=", first_day), ("day", "<=", last_day)):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                args.append(value)
+        if names is not None:
+            clauses.append(f"{kind} IN ({', '.join('?' * len(names))})")
+            args.extend(names)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        async with self._lock:
+            records = await self.db.execute_fetchall(f"{sql}{where} ORDER BY {key}, {kind}",
+                                                     args)
+            aux: dict[tuple[str, Any], dict[str, float]] = {}
+            if kind == "agent":
+                table = ("report_agent_interval_aux" if group == "interval"
+                         else "report_agent_day_aux")
+                aux_rows = await self.db.execute_fetchall(
+                    f"SELECT agent, {key}, reason, seconds FROM {table}{where}"
+                    " ORDER BY reason", args)
+                for name, k, reason, seconds in aux_rows:
+                    aux.setdefault((name, k), {})[reason] = float(seconds)
+        return report_rows(kind, list(records), aux)
+
+    async def last_report_interval(self) -> float | None:
+        async with self._lock:
+            rows = list(await self.db.execute_fetchall(
+                "SELECT max(m) FROM (SELECT max(start_ts) AS m FROM report_queue_intervals"
+                " UNION ALL SELECT max(start_ts) FROM report_agent_intervals)"))
+        return None if rows[0][0] is None else float(rows[0][0])
 
 
 def _cdr_row(c: Cdr) -> tuple[Any, ...]:
