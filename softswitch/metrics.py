@@ -7,12 +7,15 @@ Names follow Prometheus conventions: base units, ``_total`` counters, bounded la
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from reporting.prometheus import CmsCollector
 
 if TYPE_CHECKING:
     from softswitch.app import Switch
@@ -128,4 +131,12 @@ class SwitchCollector(Collector):
 def make_registry(switch: Callable[[], Switch | None]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SwitchCollector(switch))
+
+    # The CMS figures (queues, agents, alerts) of the embedded reporting service, if it runs.
+    def snapshot() -> dict[str, Any] | None:
+        sw = switch()
+        service = getattr(sw, "reporting", None) if sw is not None else None
+        return service.snapshot(time.time()) if service is not None else None
+
+    registry.register(CmsCollector(snapshot))
     return registry
