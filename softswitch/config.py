@@ -38,6 +38,7 @@ from softswitch.acd_config import (
     PriorityRuleEntry,
     QueueEntry,
     ServiceEntry,
+    hash_pin,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "StoreConfig",
     "UserConfig",
     "WebConfig",
+    "WebUser",
     "load_config",
     "parse_host_port",
     "parse_listen",
@@ -457,8 +459,68 @@ def _timezone(value: str) -> str:
     return value
 
 
+_WEB_USER_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+def _web_user_name(value: str) -> str:
+    if not _WEB_USER_RE.fullmatch(value):
+        raise ValueError("must be 1 to 64 letters, digits or . _ @ -")
+    return value
+
+
+def _scrypt_hash(value: str) -> str:
+    parts = value.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+        raise ValueError("must be scrypt$N$r$p$salt$hash (as acd_config.hash_pin makes)")
+    return value
+
+
+def _kiosk_token(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("must be at least 16 characters (it is the TV's only credential)")
+    return value
+
+
+class WebUser(_Model):
+    """A person who logs in to the web pages; `agent` ones see only their own figures."""
+
+    name: Annotated[str, AfterValidator(_web_user_name)]
+    role: Literal["supervisor", "manager", "agent"]
+    # scrypt$N$r$p$salt$hash (softswitch.acd_config.hash_pin); a plain `password` (demo
+    # files) is hashed at load and never kept.
+    password_hash: Annotated[str, AfterValidator(_scrypt_hash)] = Field(repr=False)
+    agent: str | None = None  # the ACD agent id; required for role "agent"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_plain_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            data = dict(data)
+            password = data.pop("password")
+            if "password_hash" in data:
+                raise ValueError("give password or password_hash, not both")
+            if not isinstance(password, str) or len(password) < 4:
+                raise ValueError("password: must be a string of at least 4 characters")
+            data["password_hash"] = hash_pin(password)
+        return data
+
+    @model_validator(mode="after")
+    def _agent_for_agents(self) -> WebUser:
+        if self.role == "agent" and not self.agent:
+            raise ValueError("role agent needs agent (the ACD agent id whose figures it sees)")
+        return self
+
+
 class WebConfig(_Model):
     timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Jakarta"  # times on web pages
+    language: Literal["id", "en"] = "id"  # pages' default; ?lang=en|id switches
+    session_ttl_s: Annotated[float | int, Field(gt=0)] = 8 * 3600  # a login lasts this long
+    # The wallboard (a TV cannot log in): open to anyone, or only with a kiosk token
+    # (/wallboard?token=...) or a logged-in user.
+    wallboard_open: bool = False
+    kiosk_tokens: tuple[Annotated[str, AfterValidator(_kiosk_token)], ...] = Field(
+        default=(), repr=False)
+    users: tuple[WebUser, ...] = ()
 
 
 THRESHOLD_METRICS = ("service_level", "abandon_rate", "asa_s", "calls_waiting",
@@ -755,6 +817,7 @@ def _cross_checks(loader: _Loader) -> Iterator[str]:
 def _semantic_checks(config: Config, loader: _Loader) -> Iterator[str]:
     """Checks that need the validated configuration."""
     yield from _contact_centre_checks(config, loader)
+    yield from _web_checks(config, loader)
     offered = set(config.auth.algorithms)
     for i, user in enumerate(config.users):
         if user.password is not None or (user.ha1 is None and user.ha1_sha256 is None):
@@ -825,6 +888,17 @@ def _contact_centre_checks(config: Config, loader: _Loader) -> Iterator[str]:
             wav = config.contact_centre.prompt(name, service.language)
             if not wav.is_file():
                 yield f"{loader.locate(('services', i, *where))}: prompt not found: {wav}"
+
+
+def _web_checks(config: Config, loader: _Loader) -> Iterator[str]:
+    agents = {a.id for a in config.agents}
+    seen: dict[str, int] = {}
+    for i, user in enumerate(config.web.users):
+        first = seen.setdefault(user.name, i)
+        if first != i:
+            yield f"{loader.locate(('web', 'users', i, 'name'))}: duplicate of web.users[{first}]"
+        if user.agent is not None and user.agent not in agents:
+            yield f"{loader.locate(('web', 'users', i, 'agent'))}: no such agent {user.agent!r}"
 
 
 def _unwritable(path: Path) -> str | None:

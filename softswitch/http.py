@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reporting.cdr_web import cdr_routes
+from reporting.web import guard_routes, web_routes
+from reporting.webauth import WebAuth
 from softswitch.agents_api import agents_routes
 from softswitch.metrics import make_registry
 
@@ -29,6 +31,8 @@ __all__ = ["make_http_app"]
 
 def make_http_app(switch: Switch) -> Starlette:
     registry = make_registry(lambda: switch)
+    # Web logins and sessions (reporting/webauth.py): pages, the CDR page/API, reports.
+    web_auth = WebAuth(lambda: switch.config.web)
 
     async def healthz(request: Request) -> Response:
         if not switch.running:
@@ -73,8 +77,13 @@ def make_http_app(switch: Switch) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/status", status),
         Route("/api/registrations", registrations),
-        # GET /api/cdr (JSON: filters, total, next link) and the live /cdr page (PBX-6).
-        *cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
+        # GET /api/cdr (JSON: filters, total, next link) and the live /cdr page (PBX-6),
+        # for supervisors and managers (loopback without [[web.users]]: the demo).
+        *guard_routes(cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
+                      web_auth),
+        # Wallboard, supervisor view, reports page, live snapshot + SSE, login (CMS-3/4/6).
+        *web_routes(lambda: getattr(switch, "reporting", None), lambda: switch.store,
+                    lambda: switch.config, auth=web_auth),
         Route("/api/admin/reload", reload, methods=["POST"]),
         Route("/api/admin/trace", trace, methods=["GET", "POST"]),
         # The agents' REST API (issue 4): login/logout/aux/available/acw-end, agents, queues.
