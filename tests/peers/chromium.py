@@ -58,8 +58,8 @@ class Browser:
         os.close(from_chrome_w)
         self._write_fd = to_chrome_w
         loop = asyncio.get_running_loop()
-        self._reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self._reader),
+        reader = self._reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
                                      os.fdopen(from_chrome_r, "rb", buffering=0))
         self._task = asyncio.create_task(self._read_loop())
         await self.send("Browser.getVersion", timeout=30)
