@@ -56,7 +56,10 @@ _METRICS_EN = {
     "short_abandoned": "Short abandons", "overflowed": "Overflowed", "dropped": "Dropped",
     "handled": "Handled", "transfers": "Transfers", "ring_no_answer": "Ring no answer",
     "service_level": "Service level", "abandon_rate": "Abandon rate", "asa": "ASA (s)",
-    "asa_s": "ASA", "aht": "AHT (s)", "max_wait": "Max wait (s)", "talk": "Talk (s)",
+    "asa_s": "ASA (s)", "aht_s": "AHT (s)", "avg_talk_s": "Avg talk (s)",
+    "avg_acw_s": "Avg ACW (s)", "abandoned_in_t": "Abandoned in T",
+    "abandon_wait_sum": "Abandon wait (s)", "login": "Login", "logoff": "Logoff",
+    "aux_by_reason": "Aux by reason (s)", "aht": "AHT (s)", "max_wait": "Max wait (s)", "talk": "Talk (s)",
     "acw": "ACW (s)", "hold": "Hold (s)", "staffed": "Staffed (s)",
     "available": "Available (s)", "ringing": "Ringing (s)", "aux": "Aux (s)",
     "occupancy": "Occupancy", "avg_talk": "Avg talk (s)", "avg_acw": "Avg ACW (s)",
@@ -69,7 +72,10 @@ _METRICS_ID = {
     "short_abandoned": "Tinggal singkat", "overflowed": "Dialihkan", "dropped": "Diputus",
     "handled": "Ditangani", "transfers": "Transfer", "ring_no_answer": "Dering tak dijawab",
     "service_level": "Tingkat layanan", "abandon_rate": "Tingkat tinggal", "asa": "ASA (dtk)",
-    "asa_s": "ASA", "aht": "AHT (dtk)", "max_wait": "Tunggu maks (dtk)",
+    "asa_s": "ASA (dtk)", "aht_s": "AHT (dtk)", "avg_talk_s": "Rata bicara (dtk)",
+    "avg_acw_s": "Rata ACW (dtk)", "abandoned_in_t": "Tinggal dlm T",
+    "abandon_wait_sum": "Tunggu sblm tinggal (dtk)", "login": "Masuk", "logoff": "Keluar",
+    "aux_by_reason": "Aux per alasan (dtk)", "aht": "AHT (dtk)", "max_wait": "Tunggu maks (dtk)",
     "talk": "Bicara (dtk)", "acw": "ACW (dtk)", "hold": "Tahan (dtk)",
     "staffed": "Bertugas (dtk)", "available": "Siap (dtk)", "ringing": "Berdering (dtk)",
     "aux": "Aux (dtk)", "occupancy": "Okupansi", "avg_talk": "Rata bicara (dtk)",
@@ -147,11 +153,11 @@ TEXT: dict[str, dict[str, str]] = {
 LANGUAGES = tuple(TEXT)
 
 # The report form's metric boxes (the API accepts more; the JSON says which it returned).
-QUEUE_METRICS = ("offered", "answered", "answered_in_t", "abandoned", "short_abandoned",
-                 "overflowed", "service_level", "abandon_rate", "asa", "aht", "max_wait",
-                 "handled")
-AGENT_METRICS = ("handled", "offered", "ring_no_answer", "talk", "acw", "aux", "available",
-                 "staffed", "occupancy", "aht")
+QUEUE_METRICS = ("offered", "queued", "answered", "answered_in_t", "abandoned",
+                 "short_abandoned", "overflowed", "dropped", "handled", "service_level",
+                 "abandon_rate", "asa_s", "aht_s", "max_wait", "ring_no_answer")
+AGENT_METRICS = ("handled", "offered", "ring_no_answer", "staffed", "available", "talk",
+                 "acw", "aux", "occupancy", "aht_s", "login", "logoff", "aux_by_reason")
 
 
 def live_view(snapshot: dict[str, Any], viewer: Viewer) -> dict[str, Any]:

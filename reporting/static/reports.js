@@ -27,6 +27,9 @@
   function show(m, v){
     if(v === null || v === undefined){ return '–'; }
     if(RATIOS.has(m)){ return (v * 100).toFixed(1) + '%'; }
+    if(typeof v === 'string'){ return v.replace('T', ' ').slice(0, 19); }
+    if(typeof v === 'object'){
+      return Object.entries(v).map(([k, s]) => k + ': ' + Math.round(s)).join(', '); }
     return Number.isInteger(v) ? String(v) : v.toFixed(1);
   }
   function params(){
@@ -65,8 +68,9 @@
     const select = document.getElementById('chart-metric');
     const keep = select.value;
     select.replaceChildren();
-    for(const m of data.metrics){ const o = el('option', '', label(m)); o.value = m; select.appendChild(o); }
-    if(data.metrics.includes(keep)){ select.value = keep; }
+    const numeric = data.metrics.filter(m => data.rows.every(r => r[m] === null || typeof r[m] === 'number'));
+    for(const m of numeric){ const o = el('option', '', label(m)); o.value = m; select.appendChild(o); }
+    if(numeric.includes(keep)){ select.value = keep; }
     const m = select.value, key = data.kind === 'agent' ? 'agent' : 'queue';
     if(!m || !data.rows.length){ return; }
     const periods = [...new Set(data.rows.map(r => r.period))];

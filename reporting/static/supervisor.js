@@ -32,11 +32,11 @@
     document.getElementById('queues').hidden = snap.queues.length === 0;
     const abody = document.getElementById('agent-rows'); abody.replaceChildren();
     for(const a of snap.agents){
-      const tr = el('tr'); tr.dataset.agent = a.agent; tr.dataset.since = a.since;
+      const tr = el('tr'); tr.dataset.agent = a.agent; tr.dataset.since = a.since ?? '';
       const d = a.today || {};
       cell(tr, a.agent); cell(tr, a.name || '');
       cell(tr, T['state_' + a.state] || a.state, 'state state-' + a.state);
-      cell(tr, a.reason || ''); cell(tr, Live.duration(Live.now() - a.since), 'num since');
+      cell(tr, a.reason || ''); cell(tr, a.since == null ? '–' : Live.duration(Live.now() - a.since), 'num since');
       cell(tr, a.queue || ''); cell(tr, (a.queues || []).join(', '));
       cell(tr, String(d.handled ?? 0), 'num'); cell(tr, Live.duration(d.talk_s), 'num');
       cell(tr, Live.duration(d.aht_s), 'num'); cell(tr, Live.percent(d.occupancy), 'num');
@@ -48,6 +48,7 @@
   }
   setInterval(function(){
     for(const tr of document.querySelectorAll('#agent-rows tr')){
+      if(!tr.dataset.since){ continue; }
       tr.querySelector('td.since').textContent =
         Live.duration(Live.now() - parseFloat(tr.dataset.since));
     }
