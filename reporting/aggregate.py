@@ -374,6 +374,21 @@ class IntervalAggregator:
             "aht": _ratio(busy, row[A_HANDLED]),
         }
 
+    def open_rows(self) -> tuple[dict[int, dict[str, list[float]]],
+                                 dict[int, dict[str, list[float]]]]:
+        """The accumulators of the intervals not closed yet: (queues, agents), each
+        ``{bucket: {name: row}}`` (`bucket * interval` is its start). Read only."""
+        return self._q, self._a
+
+    def agent_state(self, agent: str) -> tuple[str, str, float] | None:
+        """(state, reason, since) of `agent`; `since` is moved to each closed boundary, so
+        the time after it is not in any row yet. None for an agent never seen."""
+        cur = self._agents.get(agent)
+        return None if cur is None else (cur[0], cur[1], cur[2])  # type: ignore[return-value]
+
+    def agents(self) -> list[str]:
+        return list(self._agents)
+
     def live(self, now: float) -> dict[str, dict[str, float]]:
         """Per queue: calls waiting now (queued or ringing) and the longest wait now (s)."""
         out: dict[str, dict[str, float]] = {}

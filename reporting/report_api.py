@@ -1,0 +1,241 @@
+"""The report API (CMS-5): stored interval and day rows as JSON or CSV.
+
+``GET /api/reports/queues`` and ``GET /api/reports/agents``, parameters:
+
+- ``from``, ``to``: ``YYYY-MM-DD`` (whole local days, `to` inclusive) or ``YYYY-MM-DDTHH:MM``
+  (local time, `to` exclusive); default today;
+- ``group``: ``interval`` | ``day`` | ``total`` (default ``day``);
+- ``queues=a,b`` / ``agents=a,b``: only these;
+- ``metrics=offered,service_level,...`` (default: all of the kind, `METRICS`);
+- ``format``: ``json`` (default) | ``csv``.
+
+Ratios are recomputed from the summed counts of the period (never averaged) with the
+formulas of docs/metrics.md; ``max_wait`` is a maximum, ``login`` the first and ``logoff``
+the last of the period. An agent-restricted caller (see `authorize`) gets 403 on queues and
+only their own rows on agents. Faults are 400 with ``{"error": ...}`` naming them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reporting import aggregate as ag
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, IntervalAggregator
+from reporting.service import ReportingSettings, day_bounds
+
+__all__ = ["METRICS", "ReportError", "report_routes", "run_report"]
+
+QUEUE_DERIVED = ("service_level", "abandon_rate", "asa_s", "aht_s", "avg_acw_s", "avg_talk_s")
+AGENT_DERIVED = ("occupancy", "aht_s")
+METRICS: dict[str, tuple[str, ...]] = {
+    "queue": (*QUEUE_COUNTS, *QUEUE_DERIVED),
+    "agent": (*AGENT_COUNTS, "login", "logoff", "aux_by_reason", *AGENT_DERIVED),
+}
+GROUPS = ("interval", "day", "total")
+MAX_DAYS = 400
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MINUTE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+Authorize = Callable[[Request], tuple[Response | None, str | None]]
+
+
+class ReportError(ValueError):
+    """A request the report API refuses (400), the message naming the fault."""
+
+
+def _parse_bound(value: str, name: str, tz: ZoneInfo, *, is_to: bool) -> tuple[float, bool]:
+    """(epoch seconds, whole day?) of a from/to parameter."""
+    try:
+        if _DAY_RE.fullmatch(value):
+            d = date.fromisoformat(value)
+            start, end = day_bounds(d, tz.key)
+            return (end if is_to else start), True
+        if _MINUTE_RE.fullmatch(value):
+            return datetime.fromisoformat(value).replace(tzinfo=tz).timestamp(), False
+    except ValueError:
+        pass
+    raise ReportError(f"{name}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time), "
+                      f"got {value!r}")
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None or value.strip() == "":
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _iso(ts: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, tz).isoformat()
+
+
+async def run_report(store: Any, settings: ReportingSettings, kind: str,
+                     params: dict[str, str], restrict_to: str | None = None) -> dict[str, Any]:
+    """The report `params` ask for (the API's query parameters), as the JSON document."""
+    tz = ZoneInfo(settings.timezone)
+    unknown = set(params) - {"from", "to", "group", "metrics", "format", "queues", "agents"}
+    if unknown:
+        raise ReportError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    group = params.get("group", "day")
+    if group not in GROUPS:
+        raise ReportError(f"group: must be one of {', '.join(GROUPS)}, got {group!r}")
+    all_metrics = METRICS[kind]
+    asked = _names(params.get("metrics"))
+    if asked is None:
+        metrics = list(all_metrics)
+    else:
+        bad = [m for m in asked if m not in all_metrics]
+        if bad:
+            raise ReportError(f"metrics: unknown {kind} metric(s) {', '.join(bad)}; "
+                              f"known: {', '.join(all_metrics)}")
+        metrics = asked
+    today = datetime.now(tz).date().isoformat()
+    p_from, p_to = params.get("from", today), params.get("to", params.get("from", today))
+    start, whole_from = _parse_bound(p_from, "from", tz, is_to=False)
+    end, whole_to = _parse_bound(p_to, "to", tz, is_to=True)
+    if end <= start:
+        raise ReportError(f"to ({p_to}) must be after from ({p_from})")
+    if end - start > MAX_DAYS * 86400 + 7200:
+        raise ReportError(f"range too long: at most {MAX_DAYS} days")
+    names = _names(params.get("queues" if kind == "queue" else "agents"))
+    if restrict_to is not None:
+        names = [restrict_to]
+    whole = whole_from and whole_to
+    first_day = datetime.fromtimestamp(start, tz).date().isoformat()
+    last_day = datetime.fromtimestamp(end - 1, tz).date().isoformat()
+    if group != "interval" and whole:
+        rows = await store.read_report_rows(kind, "day", first_day=first_day,
+                                            last_day=last_day, names=names)
+    else:
+        rows = await store.read_report_rows(kind, "interval", start=start, end=end,
+                                            names=names)
+    counts = QUEUE_COUNTS if kind == "queue" else AGENT_COUNTS
+    max_slot = ag.Q_MAX_WAIT if kind == "queue" else -1
+    # (period key, name) → [start, counts list, aux, login, logoff]
+    groups: dict[tuple[Any, str], list[Any]] = {}
+    for r in rows:
+        if group == "interval":
+            key: Any = r.start
+            period_start = r.start
+        elif group == "day":
+            key = r.day
+            period_start = day_bounds(r.day, tz.key)[0]
+        else:
+            key = "total"
+            period_start = start
+        values = [r.counts[c] for c in counts]
+        g = groups.get((key, r.name))
+        if g is None:
+            groups[(key, r.name)] = [period_start, values, dict(r.aux), r.login, r.logoff]
+            continue
+        acc = g[1]
+        for i, v in enumerate(values):
+            if i == max_slot:
+                if v > acc[i]:
+                    acc[i] = v
+            else:
+                acc[i] += v
+        for reason, sec in r.aux.items():
+            g[2][reason] = g[2].get(reason, 0.0) + sec
+        if r.login is not None and (g[3] is None or r.login < g[3]):
+            g[3] = r.login
+        if r.logoff is not None and (g[4] is None or r.logoff > g[4]):
+            g[4] = r.logoff
+    calc = IntervalAggregator(settings.interval_s, settings.sl_threshold_s,
+                              settings.short_abandon_s, settings.sl_formula)
+    out_rows = []
+    for (key, name), (p_start, acc, aux, login, logoff) in sorted(
+            groups.items(), key=lambda kv: (kv[1][0], kv[0][1])):
+        if group == "interval":
+            period = datetime.fromtimestamp(p_start, tz).strftime("%Y-%m-%dT%H:%M")
+        elif group == "day":
+            period = key
+        else:
+            period = "total"
+        row: dict[str, Any] = {kind: name, "period": period, "start": _iso(p_start, tz)}
+        figures: dict[str, Any] = dict(zip(counts, acc, strict=True))
+        if kind == "queue":
+            d = calc.queue_derived(acc)
+            figures.update(service_level=d["service_level"], abandon_rate=d["abandon_rate"],
+                           asa_s=d["asa"], aht_s=d["aht"], avg_acw_s=d["avg_acw"],
+                           avg_talk_s=d["avg_talk"])
+        else:
+            d = IntervalAggregator.agent_derived(acc)
+            figures.update(occupancy=d["occupancy"], aht_s=d["aht"],
+                           login=None if login is None else _iso(login, tz),
+                           logoff=None if logoff is None else _iso(logoff, tz),
+                           aux_by_reason=dict(sorted(aux.items())))
+        for m in metrics:
+            row[m] = figures[m]
+        out_rows.append(row)
+    return {"kind": kind, "group": group, "from": p_from, "to": p_to,
+            "timezone": settings.timezone, "metrics": metrics, "rows": out_rows}
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    kind = report["kind"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([kind, "period", "start", *report["metrics"]])
+    for row in report["rows"]:
+        out = [row[kind], row["period"], row["start"]]
+        for m in report["metrics"]:
+            v = row[m]
+            if v is None:
+                out.append("")
+            elif isinstance(v, dict):
+                out.append(";".join(f"{k}={s:g}" for k, s in v.items()))
+            elif isinstance(v, float):
+                out.append(f"{v:.6g}" if not v.is_integer() else f"{int(v)}")
+            else:
+                out.append(v)
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def report_routes(get_store: Callable[[], Any], get_settings: Callable[[], ReportingSettings],
+                  authorize: Authorize) -> list[Route]:
+    """Routes of the report API; `authorize(request)` → (denial, agent restricted to)."""
+
+    def handler(kind: str) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            denied, restrict = authorize(request)
+            if denied is not None:
+                return denied
+            if restrict is not None and kind == "queue":
+                return JSONResponse({"error": "queue reports are for supervisors"},
+                                    status_code=403)
+            params = dict(request.query_params)
+            fmt = params.pop("format", "json")
+            if fmt not in ("json", "csv"):
+                return JSONResponse({"error": f"format: must be json or csv, got {fmt!r}"},
+                                    status_code=400)
+            store = get_store()
+            if store is None:
+                return JSONResponse({"error": "store not open"}, status_code=503)
+            try:
+                report = await run_report(store, get_settings(), kind, params, restrict)
+            except ReportError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            if fmt == "csv":
+                name = f"{kind}-{report['group']}-{report['from']}-{report['to']}.csv"
+                return Response(to_csv(report), media_type="text/csv; charset=utf-8",
+                                headers={"Content-Disposition":
+                                         f'attachment; filename="{name.replace(":", "")}"'})
+            body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+            return Response(body, media_type="application/json")
+
+        return endpoint
+
+    return [Route("/api/reports/queues", handler("queue")),
+            Route("/api/reports/agents", handler("agent"))]

@@ -1,0 +1,572 @@
+"""The reporting service (CMS-3, CMS-4, CMS-5): the adapter around the interval aggregator.
+
+`ReportingService` takes the event stream (`on_events`, the bus callback), keeps the live
+figures (`snapshot`), closes interval buckets and stores them with their daily rollups
+(`tick`), and feeds the threshold alert engine (reporting/alerts.py, when present), whose
+raised/cleared events it publishes back onto the bus.
+
+When an interval closes, deterministically:
+
+- *by event time*: an event at or after the end of the open interval closes it before it is
+  counted — so replaying the event log (`rebuild`) closes exactly where the live service did;
+- *by the clock*: `tick(now)` closes what ended before ``now - close_grace_s`` (quiet times).
+  The grace keeps events a little behind the clock (the bus, a batch) out of closed intervals.
+
+Crash safety: rows already stored are never rewritten by a restart. On `start()` the service
+replays the store's event log from local midnight minus `replay_lookback_s` (agent states
+reach back over midnight) to rebuild the open intervals and today's figures; rows closed
+during the replay that the store already holds are not written again. The standalone process
+(reporting/standalone.py) replays from the JetStream stream instead, via `on_events`.
+
+This module imports nothing of ``softswitch`` (the store is duck-typed to its interface).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from reporting import aggregate as ag
+from reporting import events as rep
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, IntervalAggregator, IntervalRow
+
+if TYPE_CHECKING:
+    from softswitch.store.base import ReportRow, Store
+
+try:  # P's threshold engine (CMS-4); the service runs without it
+    from reporting.alerts import AlertEngine
+except ImportError:  # pragma: no cover
+    AlertEngine = None  # type: ignore[assignment,misc]
+
+__all__ = ["RebuildResult", "ReportingService", "ReportingSettings", "day_bounds", "rebuild"]
+
+log = logging.getLogger(__name__)
+
+AGENT_STATES = ("available", "ringing", "on_call", "hold", "acw", "aux")
+REPLAY_BATCH = 5000
+
+
+@dataclass
+class ReportingSettings:
+    """Plain values the service needs (built by softswitch/app.py from the config)."""
+
+    interval_s: float = 900.0
+    sl_threshold_s: float = 20.0  # service level T of queues not in sl_thresholds
+    sl_thresholds: Mapping[str, float] = field(default_factory=dict)
+    short_abandon_s: float = 5.0
+    sl_formula: str = "default"
+    refresh_s: float = 2.0
+    timezone: str = "Asia/Jakarta"
+    thresholds: Sequence[Any] = ()  # ThresholdRule-like objects
+    queues: Sequence[str] = ()
+    membership: Mapping[str, Sequence[str]] = field(default_factory=dict)  # agent → queues
+    agent_names: Mapping[str, str] = field(default_factory=dict)
+    close_grace_s: float = 2.0
+    replay_lookback_s: float = 86400.0
+
+    def sl_threshold(self, queue: str) -> float:
+        return float(self.sl_thresholds.get(queue, self.sl_threshold_s))
+
+    def aggregator(self) -> IntervalAggregator:
+        return IntervalAggregator(self.interval_s, self.sl_threshold_s, self.short_abandon_s,
+                                  self.sl_formula, self.sl_thresholds)
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_day(ts: float, tz: str) -> str:
+    """The local day (YYYY-MM-DD) of epoch seconds `ts` in zone `tz`."""
+    return datetime.fromtimestamp(ts, _zone(tz)).date().isoformat()
+
+
+def day_bounds(day: str | date, tz: str) -> tuple[float, float]:
+    """Epoch seconds of local midnight starting `day` and the next one (DST-proof)."""
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    zone = _zone(tz)
+    start = datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()
+    n = d + timedelta(days=1)
+    return start, datetime(n.year, n.month, n.day, tzinfo=zone).timestamp()
+
+
+def _report_row(row: IntervalRow, tz: str) -> ReportRow:
+    from softswitch.store.base import ReportRow
+
+    return ReportRow(row.kind, row.name, local_day(row.start, tz), row.start,
+                     row.end - row.start, dict(row.counts), dict(row.aux), row.login,
+                     row.logoff)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+class ReportingService:
+    def __init__(self, store: Store | None, settings: ReportingSettings, *,
+                 publish: Callable[[list[rep.ReportEvent]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.settings = settings
+        self.publish = publish
+        self.clock = clock
+        self.tz = settings.timezone
+        self.agg = settings.aggregator()
+        self.interval = float(settings.interval_s)
+        self.alerts: Any = None
+        if AlertEngine is not None and settings.thresholds:
+            self.alerts = AlertEngine(settings.thresholds, sl_threshold=settings.sl_threshold,
+                                      short_abandon_s=settings.short_abandon_s,
+                                      sl_formula=settings.sl_formula,
+                                      queues=list(settings.queues))
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._boundary = float("-inf")  # end of the open interval (first event sets it)
+        self.pending: list[ReportRow] = []  # closed rows not stored yet
+        self.persist_after: float | None = None  # rows starting at or before: stored already
+        self.rows_closed = 0
+        self.rows_written = 0
+        self.write_failures = 0
+        self.events_in = 0
+        # closed rows summed per local day (today's figures) and since start (totals)
+        self._day: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
+        self._tot_q: dict[str, list[float]] = {}
+        self._tot_a: dict[str, list[float]] = {}
+        self._last_state: dict[str, rep.AgentStateChanged] = {}
+        self._queues_seen: dict[str, None] = dict.fromkeys(settings.queues)
+        self._stop = asyncio.Event()
+        self.ready: Callable[[], bool] = lambda: True  # False: hold clock closes (catch-up)
+
+    # -- input ----------------------------------------------------------------------------
+
+    async def on_events(self, events: Sequence[rep.ReportEvent]) -> None:
+        """The bus callback: account `events` (in order)."""
+        self.ingest(events)
+
+    def ingest(self, events: Iterable[rep.ReportEvent]) -> None:
+        agg = self.agg
+        alerts = self.alerts
+        n = 0
+        for e in events:
+            n += 1
+            ts = e.ts
+            if ts >= self._boundary:
+                self._close(ts)
+            agg.ingest(e)
+            if alerts is not None:
+                alerts.ingest(e)
+            t = type(e)
+            if t is rep.AgentStateChanged:
+                self._last_state[e.agent] = e  # type: ignore[attr-defined]
+            elif t is rep.CallQueued and e.queue not in self._queues_seen:  # type: ignore[attr-defined]
+                self._queues_seen[e.queue] = None  # type: ignore[attr-defined]
+        if n:
+            self.events_in += n
+            self._bump()
+
+    def _close(self, ts: float) -> None:
+        """Close every interval ending at or before `ts`; queue their rows for the store."""
+        rows = self.agg.close_until(ts)
+        self._boundary = (ts // self.interval + 1) * self.interval
+        if not rows:
+            return
+        self.rows_closed += len(rows)
+        tz = self.tz
+        for r in rows:
+            stored = _report_row(r, tz)
+            self._account(stored)
+            if self.persist_after is None or r.start > self.persist_after:
+                self.pending.append(stored)
+
+    def _account(self, row: ReportRow) -> None:
+        q, a = self._day.get(row.day) or self._day.setdefault(row.day, ({}, {}))
+        if row.kind == "queue":
+            values = [row.counts[c] for c in QUEUE_COUNTS]
+            _add(q, row.name, values, ag.Q_MAX_WAIT)
+            _add(self._tot_q, row.name, values, ag.Q_MAX_WAIT)
+        else:
+            values = [row.counts[c] for c in AGENT_COUNTS]
+            _add(a, row.name, values, -1)
+            _add(self._tot_a, row.name, values, -1)
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self, version: int, timeout: float) -> int:
+        """Return as soon as `version` is not current, or after `timeout` seconds."""
+        if self.version == version:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+        return self.version
+
+    # -- clock ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover after a restart: replay today's events from the store's event log."""
+        if self.store is None:
+            return
+        self.persist_after = await self.store.last_report_interval()
+        now = self.clock()
+        since = day_bounds(local_day(now, self.tz), self.tz)[0] - self.settings.replay_lookback_s
+        after = await self.store.first_event_seq(since)
+        replayed = 0
+        while batch := await self.store.read_events(after_seq=after, limit=REPLAY_BATCH):
+            after = batch[-1].seq
+            events = []
+            for logged in batch:
+                try:
+                    events.append(logged.event())
+                except ValueError:
+                    continue  # a type this version does not know
+            self.ingest(events)
+            replayed += len(events)
+        if replayed:
+            log.info("reporting: %d logged events replayed since %s", replayed,
+                     datetime.fromtimestamp(since, _zone(self.tz)).isoformat())
+        await self.tick(now)
+
+    async def tick(self, now: float) -> None:
+        """Close intervals ended before ``now - grace``, store rows, evaluate alerts."""
+        if self.ready():
+            cut = now - self.settings.close_grace_s
+            if cut >= self._boundary:
+                before = self.rows_closed
+                self._close(cut)
+                if self.rows_closed != before:
+                    self._bump()
+        if self.alerts is not None:
+            changes = self.alerts.evaluate(now, self._alert_live(now))
+            if changes:
+                if self.publish is not None:
+                    self.publish(list(changes))
+                self._bump()
+        await self.flush()
+        self._prune_days(now)
+
+    async def flush(self) -> None:
+        """Store the closed rows not stored yet (kept for the next try when that fails)."""
+        if self.store is None:
+            self.pending.clear()  # nowhere to keep them (rebuild takes them itself)
+            return
+        if not self.pending:
+            return
+        rows = self.pending
+        self.pending = []
+        try:
+            await self.store.write_report_rows(rows)
+        except BaseException:
+            self.pending[:0] = rows
+            self.write_failures += 1
+            raise
+        self.rows_written += len(rows)
+
+    async def run(self) -> None:
+        """Tick every second until `stop()`; a final tick stores what is closed."""
+        self._stop.clear()
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.tick(self.clock())
+                except Exception:
+                    log.exception("reporting tick failed; will retry")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.tick(self.clock())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _prune_days(self, now: float) -> None:
+        if len(self._day) > 2:
+            today = local_day(now, self.tz)
+            for d in sorted(self._day)[:-2]:
+                if d != today:
+                    del self._day[d]
+
+    # -- views ----------------------------------------------------------------------------
+
+    def _alert_live(self, now: float) -> dict[str, dict[str, float]]:
+        live = self.agg.live(now)
+        available = self._available_by_queue()
+        return {q: {"waiting": live.get(q, {}).get("queued", 0.0),
+                    "longest_wait_s": live.get(q, {}).get("longest_wait", 0.0),
+                    "agents_available": float(available.get(q, 0))}
+                for q in self._queues_seen}
+
+    def _available_by_queue(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for agent, queues in self.settings.membership.items():
+            st = self.agg.agent_state(agent)
+            if st is not None and st[0] == "available":
+                for q in queues:
+                    out[q] = out.get(q, 0) + 1
+        return out
+
+    def _agents(self) -> list[str]:
+        names = dict.fromkeys(self.settings.membership)
+        names.update(dict.fromkeys(self.settings.agent_names))
+        names.update(dict.fromkeys(self.agg.agents()))
+        return list(names)
+
+    def _figures(self, now: float, day: str | None) -> tuple[dict[str, list[float]],
+                                                             dict[str, list[float]]]:
+        """Queue and agent sums of `day` (None: since start): closed + open + open states."""
+        if day is None:
+            q = {k: list(v) for k, v in self._tot_q.items()}
+            a = {k: list(v) for k, v in self._tot_a.items()}
+        else:
+            cq, ca = self._day.get(day, ({}, {}))
+            q = {k: list(v) for k, v in cq.items()}
+            a = {k: list(v) for k, v in ca.items()}
+        oq, oa = self.agg.open_rows()
+        tz = self.tz
+        for b, rows in oq.items():
+            if day is None or local_day(b * self.interval, tz) == day:
+                for name, row in rows.items():
+                    _add(q, name, row, ag.Q_MAX_WAIT)
+        for b, rows in oa.items():
+            if day is None or local_day(b * self.interval, tz) == day:
+                for name, row in rows.items():
+                    _add(a, name, row, -1)
+        floor = day_bounds(day, tz)[0] if day is not None else float("-inf")
+        for agent in self.agg.agents():
+            st = self.agg.agent_state(agent)
+            assert st is not None
+            state, _, since = st
+            since = max(since, floor)
+            if state == ag.LOGGED_OUT or now <= since:
+                continue
+            extra = [0.0] * ag.A_SLOTS
+            extra[ag.A_STAFFED] = now - since
+            slot = ag._STATE_SLOT.get(state)
+            if slot is not None:
+                extra[slot] = now - since
+            _add(a, agent, extra, -1)
+        return q, a
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The real-time view (contract §2), JSON-ready."""
+        s = self.settings
+        day = local_day(now, self.tz)
+        today_q, today_a = self._figures(now, day)
+        tot_q, tot_a = self._figures(now, None)
+        live = self.agg.live(now)
+        active = self.alerts.active() if self.alerts is not None else []
+        agent_ids = self._agents()
+        states: dict[str, tuple[str, str, float]] = {}
+        for agent in agent_ids:
+            st = self.agg.agent_state(agent)
+            states[agent] = st if st is not None else (ag.LOGGED_OUT, "", 0.0)
+        queues = []
+        for name in self._queues_seen:
+            counts = dict.fromkeys(("staffed", *AGENT_STATES), 0)
+            for agent, member_of in s.membership.items():
+                if name in member_of:
+                    state = states.get(agent, (ag.LOGGED_OUT, "", 0.0))[0]
+                    if state != ag.LOGGED_OUT:
+                        counts["staffed"] += 1
+                        if state in counts:
+                            counts[state] += 1
+            w = live.get(name, {"queued": 0.0, "longest_wait": 0.0})
+            queues.append({
+                "name": name, "sl_threshold_s": s.sl_threshold(name),
+                "waiting": int(w["queued"]), "longest_wait_s": round(w["longest_wait"], 3),
+                "agents": counts,
+                "today": self._queue_today(today_q.get(name, [0.0] * ag.Q_SLOTS)),
+                "alerts": [a["rule"] for a in active if a["queue"] == name],
+            })
+        agents = []
+        for agent in agent_ids:
+            state, reason, _ = states[agent]
+            last = self._last_state.get(agent)
+            since = last.ts if last is not None else None
+            agents.append({
+                "agent": agent, "name": s.agent_names.get(agent, ""), "state": state,
+                "reason": last.reason if last is not None else reason,
+                "since": since,
+                "time_in_state_s": round(now - since, 3) if since is not None else None,
+                "queue": last.queue if last is not None else "",
+                "call_id": last.call_id if last is not None else "",
+                "device": last.device if last is not None else "",
+                "queues": list(s.membership.get(agent, ())),
+                "today": self._agent_today(today_a.get(agent, [0.0] * ag.A_SLOTS)),
+            })
+        return {
+            "ts": now, "refresh_s": s.refresh_s, "interval_s": self.interval,
+            "timezone": self.tz, "day": day, "queues": queues, "agents": agents,
+            "alerts": active,
+            "totals": {
+                "queues": {name: _queue_totals(tot_q.get(name, [0.0] * ag.Q_SLOTS))
+                           for name in self._queues_seen},
+                "agents": {agent: _agent_totals(tot_a.get(agent, [0.0] * ag.A_SLOTS))
+                           for agent in agent_ids},
+            },
+        }
+
+    def _queue_today(self, r: list[float]) -> dict[str, Any]:
+        d = self.agg.queue_derived(r)
+        return {
+            "offered": int(r[ag.Q_OFFERED]), "answered": int(r[ag.Q_ANSWERED]),
+            "answered_in_t": int(r[ag.Q_ANSWERED_IN_T]), "abandoned": int(r[ag.Q_ABANDONED]),
+            "short_abandoned": int(r[ag.Q_SHORT_ABANDONED]),
+            "overflowed": int(r[ag.Q_OVERFLOWED]), "dropped": int(r[ag.Q_DROPPED]),
+            "handled": int(r[ag.Q_HANDLED]), "transfers": int(r[ag.Q_TRANSFERS]),
+            "service_level": d["service_level"], "abandon_rate": d["abandon_rate"],
+            "asa_s": d["asa"], "aht_s": d["aht"], "avg_acw_s": d["avg_acw"],
+            "max_wait_s": r[ag.Q_MAX_WAIT],
+        }
+
+    @staticmethod
+    def _agent_today(r: list[float]) -> dict[str, Any]:
+        d = IntervalAggregator.agent_derived(r)
+        return {
+            "handled": int(r[ag.A_HANDLED]), "offered": int(r[ag.A_OFFERED]),
+            "ring_no_answer": int(r[ag.A_RNA]), "talk_s": round(r[ag.A_TALK], 3),
+            "acw_s": round(r[ag.A_ACW], 3), "aux_s": round(r[ag.A_AUX], 3),
+            "available_s": round(r[ag.A_AVAILABLE], 3),
+            "staffed_s": round(r[ag.A_STAFFED], 3), "occupancy": d["occupancy"],
+            "aht_s": d["aht"],
+        }
+
+
+def _add(into: dict[str, list[float]], name: str, values: Sequence[float], max_slot: int) -> None:
+    cur = into.get(name)
+    if cur is None:
+        into[name] = list(values)
+        return
+    for i, v in enumerate(values):
+        if i == max_slot:
+            if v > cur[i]:
+                cur[i] = v
+        else:
+            cur[i] += v
+
+
+def _queue_totals(r: list[float]) -> dict[str, float]:
+    return {"offered": r[ag.Q_OFFERED], "answered": r[ag.Q_ANSWERED],
+            "answered_in_t": r[ag.Q_ANSWERED_IN_T], "abandoned": r[ag.Q_ABANDONED],
+            "short_abandoned": r[ag.Q_SHORT_ABANDONED],
+            "abandoned_in_t": r[ag.Q_ABANDONED_IN_T], "overflowed": r[ag.Q_OVERFLOWED],
+            "dropped": r[ag.Q_DROPPED], "handled": r[ag.Q_HANDLED],
+            "wait_sum": r[ag.Q_WAIT_SUM], "talk": r[ag.Q_TALK], "acw": r[ag.Q_ACW],
+            "ring_no_answer": r[ag.Q_RNA]}
+
+
+def _agent_totals(r: list[float]) -> dict[str, float]:
+    return {"handled": r[ag.A_HANDLED], "offered": r[ag.A_OFFERED],
+            "ring_no_answer": r[ag.A_RNA], "talk": r[ag.A_TALK], "acw": r[ag.A_ACW],
+            "aux": r[ag.A_AUX], "available": r[ag.A_AVAILABLE], "staffed": r[ag.A_STAFFED]}
+
+
+# -- rebuild ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RebuildResult:
+    first_day: str
+    last_day: str
+    events: int = 0
+    rows: int = 0  # rows written
+    changed: int = 0  # stored rows whose figures differ
+    added: int = 0  # rows the store did not have
+    removed: int = 0  # stored rows the event log does not give
+    differences: list[str] = field(default_factory=list)  # a few, for the operator
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+def _key(row: ReportRow) -> tuple[str, str, float]:
+    return (row.kind, row.name, row.start or 0.0)
+
+
+def _same(a: ReportRow, b: ReportRow) -> bool:
+    if (a.day, a.interval_s, a.login, a.logoff) != (b.day, b.interval_s, b.login, b.logoff):
+        return False
+    if set(a.aux) != set(b.aux) or any(abs(a.aux[k] - b.aux[k]) > 1e-6 for k in a.aux):
+        return False
+    return all(abs(a.counts.get(k, 0.0) - b.counts.get(k, 0.0)) <= 1e-6
+               for k in {*a.counts, *b.counts})
+
+
+async def rebuild(store: Store, settings: ReportingSettings, first_day: str | None = None,
+                  last_day: str | None = None, *, now: float | None = None,
+                  write: bool = True) -> RebuildResult:
+    """Recompute every interval row (and so every day rollup) of first_day..last_day (local
+    days, inclusive; None: from the log's first day / up to today) from the event log, compare
+    with the stored rows and (when `write`) replace them.
+
+    The events go through the same `ReportingService.ingest` as live, so intervals close at
+    the same events; the log is read from `replay_lookback_s` before first_day so that agent
+    states crossing midnight are known, and intervals are closed up to ``now - grace``.
+    """
+    now = time.time() if now is None else now
+    tz = settings.timezone
+    if first_day is None:
+        first = await store.read_events(limit=1)
+        first_day = local_day(first[0].ts, tz) if first else local_day(now, tz)
+    if last_day is None:
+        last_day = local_day(now, tz)
+    lo = day_bounds(first_day, tz)[0]
+    hi = day_bounds(last_day, tz)[1]
+    plain = ReportingSettings(**{**settings.__dict__, "thresholds": ()})
+    service = ReportingService(None, plain)
+    result = RebuildResult(first_day, last_day)
+    rows: list[ReportRow] = []
+    after = await store.first_event_seq(lo - settings.replay_lookback_s)
+    while batch := await store.read_events(after_seq=after, limit=REPLAY_BATCH):
+        after = batch[-1].seq
+        events = []
+        for logged in batch:
+            if logged.ts >= hi:
+                break
+            try:
+                events.append(logged.event())
+            except ValueError:
+                continue
+        service.ingest(events)
+        result.events += len(events)
+        rows.extend(service.pending)
+        service.pending.clear()
+        if len(events) < len(batch):
+            break
+    service._close(min(hi, now - settings.close_grace_s))
+    rows.extend(service.pending)
+    rows = [r for r in rows if first_day <= r.day <= last_day]
+    stored = {}
+    for kind in ("queue", "agent"):
+        for r in await store.read_report_rows(kind, "interval", first_day=first_day,
+                                              last_day=last_day):
+            stored[_key(r)] = r
+    fresh = {_key(r): r for r in rows}
+    for k, r in fresh.items():
+        old = stored.get(k)
+        if old is None:
+            result.added += 1
+        elif not _same(old, r):
+            result.changed += 1
+            if len(result.differences) < 10:
+                result.differences.append(f"{k[0]} {k[1]} {r.day} start={k[2]:.0f}: "
+                                          f"stored {old.counts} rebuilt {r.counts}")
+    for k in stored.keys() - fresh.keys():
+        result.removed += 1
+        if len(result.differences) < 10:
+            result.differences.append(f"{k[0]} {k[1]} start={k[2]:.0f}: stored, not rebuilt")
+    result.rows = len(rows)
+    if write:
+        await store.replace_report_rows(first_day, last_day, rows)
+    return result
