@@ -5,6 +5,7 @@ switch's registry (softswitch/metrics.py)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,3 +207,12 @@ def test_switch_registry_reads_the_reporting_snapshot(has_reporting: bool) -> No
         assert len(calls) == 1 and calls[0] > 1.7e9  # wall clock, seconds
     else:
         assert text == "" and calls == []
+
+
+def test_every_metric_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    section = doc[doc.index("## Prometheus"):]
+    f = scrape(SNAPSHOT)
+    for name, family in f.items():
+        series = name + "_total" if family.type == "counter" else name
+        assert f"| `{series}` | {family.type} |" in section, series
