@@ -48,6 +48,7 @@ const Live = (function(){
     else if(a.metric.endsWith('_s')){ value = duration(a.value); }
     let limit = a.threshold;
     if(a.metric === 'service_level' || a.metric === 'abandon_rate'){ limit = percent(limit); }
+    else if(a.metric.endsWith('_s')){ limit = duration(limit); }
     return a.queue + ': ' + metric + ' ' + value + ' (' + a.op + ' ' + limit + ')';
   }
   function renderAlerts(list, snap){

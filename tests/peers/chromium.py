@@ -22,6 +22,7 @@ from typing import Any
 __all__ = ["CHROMIUM", "Browser", "Page", "browser"]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BASH = shutil.which("bash") or "/bin/bash"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
@@ -47,10 +48,11 @@ class Browser:
         assert CHROMIUM is not None, "chromium not installed (scripts/install-peers)"
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
-        # The shell moves the pipe ends to the fds Chromium expects (3: in, 4: out).
+        # bash (dash cannot redirect fds above 9) moves the pipe ends to the fds Chromium
+        # expects (3: commands in, 4: answers out).
         script = f'exec 3<&{to_chrome_r} 4>&{from_chrome_w}; exec "$@"'
         self.proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", script, "sh", CHROMIUM, *FLAGS,
+            BASH, "-c", script, "bash", CHROMIUM, *FLAGS,
             f"--user-data-dir={self.profile}", "about:blank",
             pass_fds=(to_chrome_r, from_chrome_w), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
