@@ -54,6 +54,11 @@ class _State:
     value: float | None = None
 
 
+def _definition(rule: Any) -> tuple[Any, ...]:
+    return (rule.metric, rule.op, float(rule.value), float(rule.window_s), float(rule.for_s),
+            tuple(rule.queues), rule.severity)
+
+
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
@@ -78,6 +83,36 @@ class AlertEngine:
         self._calls: dict[str, str] = {}  # call id -> queue, while queued (offered on outcome)
         self._outcomes: dict[str, deque[_Outcome]] = {}
         self._state: dict[tuple[str, str], _State] = {}
+
+    def update_rules(self, rules: Sequence[Any], now: float, *,
+                     queues: Sequence[str] | None = None) -> list[rep.AlertCleared]:
+        """A reloaded config: keep the windows and the state of unchanged rules; a raised
+        alert whose rule was removed or changed is cleared (returned, `value` None, reason
+        ``rule_removed`` / ``rule_changed``); a changed rule is raised again by the next
+        `evaluate` if it still holds."""
+        new = AlertEngine(rules, sl_threshold=self._sl_threshold, short_abandon_s=self._short,
+                          sl_formula=self._formula,
+                          queues=self.queues if queues is None else queues)
+        old_rules = {r.name: r for r in self.rules}
+        kept = {r.name for r in new.rules
+                if r.name in old_rules and _definition(old_rules[r.name]) == _definition(r)}
+        out: list[rep.AlertCleared] = []
+        for (name, queue), st in self._state.items():
+            if name in kept:
+                continue
+            if st.active:
+                reason = "rule_changed" if any(r.name == name for r in new.rules) \
+                    else "rule_removed"
+                out.append(rep.AlertCleared(ts=now, reason=reason,
+                                            **self._fields(old_rules[name], queue, None)))
+        self.rules = new.rules
+        self.queues = new.queues
+        self._keep = new._keep
+        self._state = {k: st for k, st in self._state.items() if k[0] in kept}
+        if not self._keep:
+            self._calls.clear()
+            self._outcomes.clear()
+        return out
 
     # -- input --------------------------------------------------------------------------------
 

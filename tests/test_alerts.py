@@ -245,3 +245,27 @@ def test_unknown_formula_or_op_is_refused() -> None:
                           for_s=0, queues=(), severity="warning")
     with pytest.raises(ValueError, match="op"):
         engine(bad)  # type: ignore[arg-type]
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+def test_update_rules_keeps_unchanged_rules_and_windows_and_clears_the_others() -> None:
+    sl = rule("sl_low", metric="service_level", op="<", value=0.8)
+    waiting = rule("waiting", metric="calls_waiting", op=">", value=2)
+    gone = rule("gone", metric="longest_wait_s", op=">", value=10)
+    e = engine(sl, waiting, gone)
+    answered(e, 10, wait=60)
+    live = {"general": {"waiting": 5.0, "longest_wait_s": 30.0}}
+    assert len(e.evaluate(11, live)) == 3
+    stricter = rule("waiting", metric="calls_waiting", op=">", value=4, severity="critical")
+    cleared = e.update_rules([sl, stricter], 12)
+    assert sorted((c.rule, c.reason, c.ts, c.value) for c in cleared) == [
+        ("gone", "rule_removed", 12, None), ("waiting", "rule_changed", 12, None)]
+    assert all(isinstance(c, rep.AlertCleared) for c in cleared)
+    assert [a["rule"] for a in e.active()] == ["sl_low"]  # kept, not raised again
+    [raised] = e.evaluate(13, live)  # the changed rule still holds: raised anew
+    assert (raised.rule, raised.severity) == ("waiting", "critical")
+    # the window survived the reload: one more good call gives 1/2, still low
+    answered(e, 14, wait=1)
+    assert e.window_figures("general", 15, 1800)["service_level"] == 0.5
+    assert e.evaluate(15, live) == []
