@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -216,3 +217,37 @@ def test_every_metric_is_documented() -> None:
     for name, family in f.items():
         series = name + "_total" if family.type == "counter" else name
         assert f"| `{series}` | {family.type} |" in section, series
+
+
+# -- end to end: a rule of the config raised by the running switch ----------------------------
+
+async def test_a_configured_rule_is_raised_on_metrics_and_the_bus(tmp_path: Path) -> None:
+    from reporting import events as rep
+    from tests.switchkit import running_switch, wait_for
+    from tests.test_grafana import _contact_centre_config
+
+    # Nobody is logged in, so no agent of "sales" is available: raised at the first tick.
+    config = _contact_centre_config(tmp_path, (
+        '\n[[reporting.thresholds]]\nname = "nobody_available"\nmetric = "agents_available"\n'
+        'op = "<"\nvalue = 1\nqueues = ["sales"]\nseverity = "critical"\n'))
+    async with running_switch(config) as switch:
+        url = f"http://127.0.0.1:{switch.http_bound[1]}/metrics"
+
+        async def scraped() -> str | None:
+            async with httpx.AsyncClient(timeout=3) as client:
+                text = (await client.get(url)).text
+            return text if "softswitch_alerts_active{" in text else None
+
+        async def logged() -> list[dict[str, Any]]:
+            assert switch.store is not None
+            return [e.data() for e in await switch.store.read_events(0, 10_000)
+                    if e.type == rep.AlertRaised.type_name]
+
+        text = await wait_for(scraped, 5, "alert not exported")
+        # emitted as an event on the bus, so written to the event log
+        [raised] = await wait_for(logged, 5, "AlertRaised not logged")
+    f = {fam.name: fam for fam in text_string_to_metric_families(text)}
+    assert [(s.labels, s.value) for s in f["softswitch_alerts_active"].samples] == [
+        ({"rule": "nobody_available", "queue": "sales", "severity": "critical"}, 1.0)]
+    assert (raised["rule"], raised["queue"], raised["metric"], raised["value"]) == (
+        "nobody_available", "sales", "agents_available", 0.0)

@@ -193,7 +193,7 @@ def test_rolling_service_level_follows_the_formula() -> None:
 
 # -- against a real switch -------------------------------------------------------------------
 
-def _contact_centre_config(tmp_path: Path) -> Path:
+def _contact_centre_config(tmp_path: Path, extra_rules: str = "") -> Path:
     files = write_config(tmp_path)
     demo = load_config(DEMO).reporting
     lines = [f'\n[contact_centre]\nprompts = "{REPO / "conf" / "prompts"}"\n',
@@ -203,6 +203,7 @@ def _contact_centre_config(tmp_path: Path) -> Path:
         lines.append("\n[[reporting.thresholds]]\n")
         for key, value in r.model_dump().items():
             lines.append(f"{key} = {json.dumps(list(value) if key == 'queues' else value)}\n")
+    lines.append(extra_rules)
     lines.append('\n[[queues]]\nname = "general"\n\n[[queues]]\nname = "sales"\n')
     lines.append('\n[[agents]]\nid = "2001"\npin = "1234"\nqueues = { general = 0 }\n')
     lines.append('\n[[agents]]\nid = "2002"\npin = "1234"\nqueues = { general = 0, sales = 1 }\n')
