@@ -46,7 +46,8 @@ try:  # P's threshold engine (CMS-4); the service runs without it
 except ImportError:  # pragma: no cover
     AlertEngine = None  # type: ignore[assignment,misc]
 
-__all__ = ["RebuildResult", "ReportingService", "ReportingSettings", "day_bounds", "rebuild"]
+__all__ = ["RebuildResult", "ReportingService", "ReportingSettings", "day_bounds", "rebuild",
+           "settings_from_config"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,20 @@ class ReportingSettings:
     def aggregator(self) -> IntervalAggregator:
         return IntervalAggregator(self.interval_s, self.sl_threshold_s, self.short_abandon_s,
                                   self.sl_formula, self.sl_thresholds)
+
+
+def settings_from_config(config: Any) -> ReportingSettings:
+    """Settings from a softswitch `Config` (duck-typed: ``.reporting``, ``.web.timezone``,
+    ``.agents``, ``.queues``): intervals, T per queue, thresholds, queues, membership."""
+    r = config.reporting
+    return ReportingSettings(
+        interval_s=float(r.interval_min) * 60, sl_threshold_s=float(r.sl_threshold_s),
+        sl_thresholds={q: float(t) for q, t in r.sl_thresholds.items()},
+        short_abandon_s=float(r.short_abandon_s), sl_formula=r.sl_formula,
+        refresh_s=float(r.refresh_s), timezone=config.web.timezone,
+        thresholds=tuple(r.thresholds), queues=tuple(q.name for q in config.queues),
+        membership={a.id: tuple(a.queues) for a in config.agents},
+        agent_names={a.id: a.name for a in config.agents if a.name})
 
 
 @lru_cache(maxsize=8)
@@ -145,6 +160,29 @@ class ReportingService:
         self._queues_seen: dict[str, None] = dict.fromkeys(settings.queues)
         self._stop = asyncio.Event()
         self.ready: Callable[[], bool] = lambda: True  # False: hold clock closes (catch-up)
+
+    def apply_settings(self, new: ReportingSettings) -> list[str]:
+        """A reloaded config: queues, membership, names, refresh and thresholds apply now;
+        interval length, T, S, formula and timezone need a restart (they shape stored rows,
+        and a rebuild recomputes with them)."""
+        old = self.settings
+        changes = ["reporting: queues, agents, refresh, thresholds"]
+        shaping = ("interval_s", "sl_threshold_s", "sl_thresholds", "short_abandon_s",
+                   "sl_formula", "timezone")
+        if any(getattr(old, k) != getattr(new, k) for k in shaping):
+            changes.append("reporting intervals/service level/timezone: at the next restart")
+            for k in shaping:
+                setattr(new, k, getattr(old, k))
+        if AlertEngine is not None and tuple(new.thresholds) != tuple(old.thresholds):
+            self.alerts = (AlertEngine(new.thresholds, sl_threshold=new.sl_threshold,
+                                       short_abandon_s=new.short_abandon_s,
+                                       sl_formula=new.sl_formula, queues=list(new.queues))
+                           if new.thresholds else None)
+        self.settings = new
+        for q in new.queues:
+            self._queues_seen.setdefault(q, None)
+        self._bump()
+        return changes
 
     # -- input ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from media.player import load_clip
 from media.relay import RtpRelay
 from reporting.bus import EventBus, LocalBus, NatsBus
 from reporting.events import CallEnded, ReportEvent
+from reporting.service import ReportingService, ReportingSettings, settings_from_config
 from softswitch.b2bua import (
     B2bua,
     Bridge,
@@ -128,6 +129,9 @@ class Switch:
         self.bus: EventBus | None = None
         self._event_log: list[ReportEvent] = []
         self.events_logged = 0
+        # The CMS reporting service when [reporting] embedded (else `softswitch reporting`).
+        self.reporting: ReportingService | None = None
+        self._reporting_task: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -231,6 +235,12 @@ class Switch:
             self._run_commands()
             if self._cdr_tasks:
                 await asyncio.gather(*self._cdr_tasks, return_exceptions=True)
+        if self.reporting is not None and self._reporting_task is not None:
+            # Its final tick stores every interval closed by now (the open one is rebuilt
+            # from the event log at the next start).
+            self.reporting.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._reporting_task), 10)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -433,7 +443,8 @@ class Switch:
     async def _start_bus(self, cfg: Config, loop: asyncio.AbstractEventLoop) -> None:
         """The event bus, the event-log writer on it, and the ACD's reports onto it."""
         if cfg.events.bus == "nats":
-            bus = NatsBus(cfg.events.nats_url)
+            bus = NatsBus(cfg.events.nats_url, stream=cfg.events.nats_stream,
+                          subject_prefix=cfg.events.nats_subject_prefix)
             await bus.start()
             self.bus = bus
             # Shared durable: with several nodes each event is logged once (by one of them).
@@ -452,6 +463,27 @@ class Switch:
             bus_.publish([dataclasses.replace(r, ts=offset + r.ts) for r in reports])
 
         self.contact_centre.report_listeners.append(publish)
+        if cfg.reporting.embedded:
+            await self._start_reporting(cfg)
+
+    async def _start_reporting(self, cfg: Config) -> None:
+        """The CMS service on this process's bus: recovered from the event log first, then
+        fed every event; its loop closes and stores intervals (docs/metrics.md)."""
+        assert self.bus is not None
+        service = ReportingService(self.store, settings_from_config(cfg),
+                                   publish=self.bus.publish)
+        await service.start()
+        # Local bus: called synchronously in the publisher's turn, in publish order. NATS:
+        # an ephemeral consumer (each node's service sees every event from now on).
+        await self.bus.subscribe(service.ingest if isinstance(self.bus, LocalBus)
+                                 else service.on_events)
+        self.reporting = service
+        self._reporting_task = asyncio.create_task(service.run(), name="reporting")
+
+    def reporting_settings(self) -> ReportingSettings:
+        if self.reporting is not None:
+            return self.reporting.settings
+        return settings_from_config(self.config)
 
     async def _store_events_now(self, events: list[ReportEvent]) -> None:
         assert self.store is not None
@@ -544,6 +576,9 @@ class Switch:
                     new.contact_centre)):
             self.contact_centre.apply_config(new)
             changes.append("contact centre (new calls)")
+        if self.reporting is not None and (old.agents, old.queues, old.reporting, old.web) != (
+                new.agents, new.queues, new.reporting, new.web):
+            changes.extend(self.reporting.apply_settings(settings_from_config(new)))
         if old.log != new.log:
             configure_logging(new.log.level)
             self.tracer.set(new.log.trace)

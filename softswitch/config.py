@@ -342,9 +342,16 @@ def _nats_url(value: str) -> str:
     return value
 
 
+_NATS_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+_NATS_SUBJECT = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+
+
 class EventsConfig(_Model):
     bus: Literal["local", "nats"] = "local"  # in-process fan-out, or NATS JetStream
     nats_url: Annotated[str, AfterValidator(_nats_url)] = "nats://127.0.0.1:4222"
+    # JetStream stream and subject prefix (events go on <prefix>.<type>)
+    nats_stream: Annotated[str, Field(pattern=_NATS_NAME)] = "SOFTSWITCH_EVENTS"
+    nats_subject_prefix: Annotated[str, Field(pattern=_NATS_SUBJECT)] = "softswitch.events"
 
 
 def _log_level(value: str) -> str:
@@ -565,6 +572,8 @@ class ReportingConfig(_Model):
     # as its own process on the NATS bus (then [reporting] listen is where it serves the web).
     embedded: bool = True
     listen: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:8081"
+    # JetStream durable consumer of `softswitch reporting` (its position survives restarts)
+    durable: Annotated[str, Field(pattern=_NATS_NAME)] = "softswitch-reporting"
     interval_min: Literal[5, 10, 15, 30, 60] = 15  # interval buckets (CMS-5)
     sl_threshold_s: Annotated[float | int, Field(gt=0)] = 20  # service level T
     sl_thresholds: dict[str, Annotated[float | int, Field(gt=0)]] = {}  # per queue T

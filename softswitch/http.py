@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reporting.cdr_web import cdr_routes
+from reporting.report_api import report_routes
 from reporting.web import guard_routes, web_routes
 from reporting.webauth import WebAuth
 from softswitch.agents_api import agents_routes
@@ -84,6 +85,8 @@ def make_http_app(switch: Switch) -> Starlette:
         # Wallboard, supervisor view, reports page, live snapshot + SSE, login (CMS-3/4/6).
         *web_routes(lambda: getattr(switch, "reporting", None), lambda: switch.store,
                     lambda: switch.config, auth=web_auth),
+        # The report API (CMS-5): /api/reports/queues|agents, JSON or CSV; same logins.
+        *report_routes(lambda: switch.store, switch.reporting_settings, web_auth.authorize),
         Route("/api/admin/reload", reload, methods=["POST"]),
         Route("/api/admin/trace", trace, methods=["GET", "POST"]),
         # The agents' REST API (issue 4): login/logout/aux/available/acw-end, agents, queues.
