@@ -124,8 +124,8 @@ def test_dashboards_are_consistent_grafana_json() -> None:
             for t in p["targets"]:
                 assert t["datasource"]["uid"] == DATASOURCE_UID and t["expr"].strip()
         variables = {v["name"]: v for v in dash["templating"]["list"]}
-        used = {m for _, _, e in exprs() for m in re.findall(r"\$(\w+)", e)}
-        assert {"queue", "agent"} <= used
+        used = {m for d, _, e in exprs() if d == name for m in re.findall(r"\$(\w+)", e)}
+        assert used - {"__rate_interval"} == set(variables), name  # defined = used
         for var in variables.values():
             assert var["datasource"]["uid"] == DATASOURCE_UID
             assert var["definition"].startswith("label_values(")
