@@ -32,6 +32,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", default=DEFAULT_CONFIG,
                      help=f"configuration file (default {DEFAULT_CONFIG})")
 
+    rpt = sub.add_parser(
+        "reporting", help="run the reporting service as its own process: reads the events "
+                          "from NATS JetStream ([events] bus = \"nats\", durable consumer "
+                          "[reporting] durable), stores intervals and day rollups, serves the "
+                          "report API and web pages on [reporting] listen; SIGTERM stops it")
+    rpt.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                     help=f"configuration file (default {DEFAULT_CONFIG})")
+
+    reports = sub.add_parser("reports", help="stored CMS reports: rebuild them from the "
+                                              "event log")
+    rsub = reports.add_subparsers(dest="reports_command", required=True, metavar="ACTION")
+    reb = rsub.add_parser(
+        "rebuild", help="recompute every interval and day row of the given local days from "
+                        "the store's event log and replace the stored ones; prints how many "
+                        "rows and how many differed from what was stored")
+    reb.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                     help=f"configuration file (default {DEFAULT_CONFIG})")
+    reb.add_argument("--from", dest="first_day", metavar="DAY",
+                     help="first local day, YYYY-MM-DD (default: the event log's first day)")
+    reb.add_argument("--to", dest="last_day", metavar="DAY",
+                     help="last local day, inclusive, YYYY-MM-DD (default: today)")
+    reb.add_argument("--check", action="store_true",
+                     help="only compare, write nothing; exit 1 when a stored row differs "
+                          "from the rebuilt one or is not rebuilt at all")
+
     chk = sub.add_parser("check-config", help="validate a configuration file; exit 1 and list "
                                               "every error when it is invalid")
     chk.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
@@ -62,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config)
     if args.command == "check-config":
         return _check(args.config)
+    if args.command == "reporting":
+        return _reporting(args.config)
+    if args.command == "reports":
+        return _rebuild(args)
     if args.command == "reload":
         return _reload(args)
     if args.command == "status":
@@ -104,6 +133,76 @@ def _run(config: str) -> int:
         print(f"softswitch: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reporting(config: str) -> int:
+    from reporting.standalone import StandaloneReporting
+    from softswitch.app import configure_logging
+    from softswitch.store import open_store
+
+    cfg = _load(config)
+    if cfg is None:
+        return 1
+    if cfg.events.bus != "nats":
+        print(f"{config}: softswitch reporting reads the events from NATS: set [events] "
+              f"bus = \"nats\"", file=sys.stderr)
+        return 1
+    configure_logging(cfg.log.level)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(StandaloneReporting(cfg, open_store(cfg.store.url)).run_forever())
+    except OSError as exc:
+        print(f"softswitch reporting: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from reporting.service import rebuild, settings_from_config
+    from softswitch.store import StoreError, open_store
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    for day in (args.first_day, args.last_day):
+        if day is not None:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                print(f"softswitch reports rebuild: {day!r} is not a day (YYYY-MM-DD)",
+                      file=sys.stderr)
+                return 2
+
+    async def go() -> int:
+        store = open_store(cfg.store.url)
+        await store.open()
+        try:
+            result = await rebuild(store, settings_from_config(cfg), args.first_day,
+                                   args.last_day, write=not args.check)
+        finally:
+            await store.close()
+        verb = "checked" if args.check else "rebuilt"
+        print(f"{verb} {result.rows} interval rows of {result.first_day}..{result.last_day} "
+              f"from {result.events} logged events: {result.changed} changed, "
+              f"{result.added} not stored before, {result.removed} stored but not rebuilt")
+        for line in result.differences:
+            print(f"  {line}")
+        print("the stored reports differed from the event log" if result.differs
+              else "the stored reports equal the event log")
+        return 1 if args.check and result.differs else 0
+
+    try:
+        return asyncio.run(go())
+    except (StoreError, OSError) as exc:
+        print(f"softswitch reports rebuild: {exc}", file=sys.stderr)
+        return 1
 
 
 def _check(config: str) -> int:
