@@ -49,6 +49,7 @@ _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=ut
 # A burst of events (a campaign of calls arriving) gives one snapshot per this many seconds.
 MIN_GAP_S = 0.1
 MAX_FORM_BYTES = 4096
+CLOSE_POLL_S = 0.5  # how soon open live streams notice the server is stopping
 
 _METRICS_EN = {
     "offered": "Offered", "queued": "Queued", "answered": "Answered",
@@ -59,7 +60,8 @@ _METRICS_EN = {
     "asa_s": "ASA (s)", "aht_s": "AHT (s)", "avg_talk_s": "Avg talk (s)",
     "avg_acw_s": "Avg ACW (s)", "abandoned_in_t": "Abandoned in T",
     "abandon_wait_sum": "Abandon wait (s)", "login": "Login", "logoff": "Logoff",
-    "aux_by_reason": "Aux by reason (s)", "aht": "AHT (s)", "max_wait": "Max wait (s)", "talk": "Talk (s)",
+    "aux_by_reason": "Aux by reason (s)", "aht": "AHT (s)", "max_wait": "Max wait (s)",
+    "talk": "Talk (s)",
     "acw": "ACW (s)", "hold": "Hold (s)", "staffed": "Staffed (s)",
     "available": "Available (s)", "ringing": "Ringing (s)", "aux": "Aux (s)",
     "occupancy": "Occupancy", "avg_talk": "Avg talk (s)", "avg_acw": "Avg ACW (s)",
@@ -176,8 +178,12 @@ def live_view(snapshot: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
 
 def web_routes(get_service: Callable[[], Any], get_store: Callable[[], Any],
                get_config: Callable[[], Any], *, auth: WebAuth | None = None,
-               clock: Callable[[], float] = time.time) -> list[Route]:
-    """The pages, live API and static files; `auth` is shared with the report API."""
+               clock: Callable[[], float] = time.time,
+               closing: Callable[[], bool] = lambda: False) -> list[Route]:
+    """The pages, live API and static files; `auth` is shared with the report API.
+
+    `closing()` true ends every live stream within `CLOSE_POLL_S` (an open stream would
+    otherwise hold the HTTP server's graceful shutdown for ever)."""
     auth = auth if auth is not None else WebAuth(lambda: get_config().web)
     assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.suffix in _TYPES}
 
@@ -279,9 +285,10 @@ def web_routes(get_service: Callable[[], Any], get_store: Callable[[], Any],
             return JSONResponse({"error": "login or kiosk token required"}, status_code=401)
 
         async def events() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
             refresh = float(get_config().reporting.refresh_s)
             yield f"retry: {int(refresh * 1000)}\n\n"
-            while True:
+            while not closing():
                 # A session that expired (or a kiosk token removed by a reload) ends the stream.
                 now_viewer = auth.wallboard_viewer(request)
                 if now_viewer is None or await request.is_disconnected():
@@ -290,14 +297,18 @@ def web_routes(get_service: Callable[[], Any], get_store: Callable[[], Any],
                 service = get_service()
                 if service is None:
                     yield ": reporting service not running\n\n"
-                    await asyncio.sleep(refresh)
+                    await asyncio.sleep(min(refresh, CLOSE_POLL_S))
                     continue
                 version = service.version
                 data = json.dumps(live_view(service.snapshot(clock()), now_viewer),
                                   separators=(",", ":"))
                 yield f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
-                await service.wait_changed(version, refresh)
-                await asyncio.sleep(MIN_GAP_S)
+                # The next one as soon as the snapshot changes, at the latest after refresh_s.
+                due = loop.time() + refresh
+                while (left := due - loop.time()) > 0 and not closing():
+                    if await service.wait_changed(version, min(left, CLOSE_POLL_S)) != version:
+                        await asyncio.sleep(MIN_GAP_S)  # let a burst of events settle
+                        break
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",

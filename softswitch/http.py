@@ -83,8 +83,8 @@ def make_http_app(switch: Switch) -> Starlette:
         *guard_routes(cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
                       web_auth),
         # Wallboard, supervisor view, reports page, live snapshot + SSE, login (CMS-3/4/6).
-        *web_routes(lambda: getattr(switch, "reporting", None), lambda: switch.store,
-                    lambda: switch.config, auth=web_auth),
+        *web_routes(lambda: switch.reporting, lambda: switch.store, lambda: switch.config,
+                    auth=web_auth, closing=lambda: not switch.running),
         # The report API (CMS-5): /api/reports/queues|agents, JSON or CSV; same logins.
         *report_routes(lambda: switch.store, switch.reporting_settings, web_auth.authorize),
         Route("/api/admin/reload", reload, methods=["POST"]),

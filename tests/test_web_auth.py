@@ -273,3 +273,35 @@ async def test_open_wallboard_and_loopback_demo(centre: tuple[Setup, Switch]) ->
         assert sup.status_code == 200 and 'action="/logout' not in sup.text
         assert (await client.get("/cdr")).status_code == 200
         assert (await client.get("/reports")).status_code == 200
+
+
+async def test_open_live_stream_does_not_hold_switch_stop(tmp_path: Path) -> None:
+    s = centre_config(tmp_path, wallboard_open=True, users=False)
+    switch = Switch(s.config)
+    await switch.start()
+    stopped = False
+    try:
+        first = asyncio.Event()
+        lines: list[str] = []
+
+        async def read() -> None:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client, \
+                    client.stream("GET", f"{http_base(s)}/api/live/stream") as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    lines.append(line)
+                    if line.startswith("data: "):
+                        first.set()
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait_for(first.wait(), 5)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.wait_for(switch.stop(), 5)
+        stopped = True
+        assert loop.time() - began < 3
+        await asyncio.wait_for(reader, 5)  # the server ended the stream
+        assert any(line.startswith("retry: ") for line in lines)
+    finally:
+        if not stopped:
+            await switch.stop()
