@@ -37,9 +37,11 @@ def _loopback_only(request: Request) -> tuple[Response | None, str | None]:
 def make_reporting_app(get_service: Callable[[], Any], get_store: Callable[[], Any],
                        get_config: Callable[[], Any], *,
                        ready: Callable[[], bool] = lambda: True,
+                       stats: Callable[[], dict[str, Any]] = dict,
                        clock: Callable[[], float] = time.time) -> Starlette:
     """`get_service()` the ReportingService (None before it exists), `get_config()` the
-    softswitch Config (for the web pages), `ready()` false while replaying."""
+    softswitch Config (for the web pages), `ready()` false while replaying, `stats()` more
+    figures for /healthz."""
 
     def settings() -> Any:
         return get_service().settings
@@ -50,7 +52,7 @@ def make_reporting_app(get_service: Callable[[], Any], get_store: Callable[[], A
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ok", "events": service.events_in,
                              "rows_written": service.rows_written,
-                             "rows_pending": len(service.pending)})
+                             "rows_pending": len(service.pending), **stats()})
 
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
     authorize: Callable[[Request], tuple[Response | None, str | None]] = _loopback_only

@@ -92,6 +92,8 @@ class StandaloneReporting:
         host, _, port = self.config.reporting.listen.rpartition(":")
         app = make_reporting_app(lambda: self.service, lambda: self.store,
                                  lambda: self.config, ready=lambda: self.caught_up,
+                                 stats=lambda: {"replayed": self.replayed,
+                                                "skipped": self.skipped},
                                  clock=self.clock)
         cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
                              lifespan="off", access_log=False, loop="none")

@@ -1,0 +1,224 @@
+"""Acceptance (issue 5): events through NATS JetStream to a separate `softswitch reporting`
+process, killed mid-stream and restarted, with no event lost or counted twice; then
+`softswitch reports rebuild --check` finds the stored rows equal to the event log.
+
+The scripted morning of test_reporting_scenario.py is moved to tomorrow 08:00 (Asia/Jakarta):
+the process closes intervals by the events' time as they pass, and its clock (today) never
+closes an interval of tomorrow early. The test plays the switch: it publishes on the bus and
+appends the same events to the store's event log. Needs NATS at 127.0.0.1:4222 (skipped when
+unreachable, failed when CI=true) and runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from reporting import events as rep
+from reporting.bus import NatsBus
+from softswitch.store import open_store
+from softswitch.store.base import ReportRow
+from tests import test_reporting_scenario as scenario
+from tests.conftest import free_port
+from tests.switchkit import wait_for
+
+NATS_URL = os.environ.get("SOFTSWITCH_TEST_NATS", "nats://127.0.0.1:4222")
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / ".venv" / "bin" / "softswitch"
+TZ = ZoneInfo(scenario.TZ)
+_tomorrow = datetime.now(TZ).date() + timedelta(days=1)
+T0 = datetime(_tomorrow.year, _tomorrow.month, _tomorrow.day, 8, 0, tzinfo=TZ).timestamp()
+DAY = _tomorrow.isoformat()
+SHIFT = T0 - scenario.T0  # whole days: Jakarta has no DST
+
+
+def moved(row: ReportRow) -> ReportRow:
+    def at(ts: float | None) -> float | None:
+        return None if ts is None else ts + SHIFT
+
+    return dataclasses.replace(row, day=DAY, start=at(row.start), login=at(row.login),
+                               logoff=at(row.logoff))
+
+
+def by_start_name(rows: list[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda r: (r.start or 0, r.name))
+
+
+@pytest_asyncio.fixture
+async def nats_names() -> AsyncIterator[dict[str, str]]:
+    import nats
+
+    try:
+        nc = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0,
+                                allow_reconnect=False)
+    except Exception as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"NATS at {NATS_URL} unreachable: {exc}")
+        pytest.skip(f"NATS at {NATS_URL} unreachable: {exc}")
+    token = secrets.token_hex(4)
+    names = {"stream": f"TEST_REPORTING_{token}", "prefix": f"test.reporting.{token}",
+             "durable": f"reporting-{token}"}
+    try:
+        yield names
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.jetstream().delete_stream(names["stream"])
+        await nc.close()
+
+
+def morning() -> list[rep.ReportEvent]:
+    """The scenario moved to tomorrow, with 3,000 events that count nothing (config
+    versions) in the first twenty minutes, so that a kill lands in the middle of a stream."""
+    events = [dataclasses.replace(e, ts=e.ts + SHIFT) for e in scenario.morning()]
+    noise = [rep.ConfigApplied(ts=T0 + i * 0.4, component="test", version=i)
+             for i in range(3000)]
+    closing = rep.ConfigApplied(ts=T0 + 2760, component="test", version=3000)  # 08:46
+    return sorted([*events, *noise], key=lambda e: e.ts) + [closing]
+
+
+async def test_reporting_process_survives_a_kill_without_losing_events(
+        nats_names: dict[str, str], store_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "reporting.toml"
+    config.write_text(f"""
+[store]
+url = "{store_url}"
+[events]
+bus = "nats"
+nats_url = "{NATS_URL}"
+nats_stream = "{nats_names['stream']}"
+nats_subject_prefix = "{nats_names['prefix']}"
+[reporting]
+embedded = false
+listen = "127.0.0.1:{port}"
+durable = "{nats_names['durable']}"
+sl_thresholds = {{ support = 30 }}
+[web]
+timezone = "{scenario.TZ}"
+""")
+    base = f"http://127.0.0.1:{port}"
+    store = open_store(store_url)
+    await store.open()  # migrated here first: the process and this test share it
+    switch_bus = NatsBus(NATS_URL, stream=nats_names["stream"],
+                         subject_prefix=nats_names["prefix"])
+    await switch_bus.start()
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start_process(name: str) -> asyncio.subprocess.Process:
+        log = (tmp_path / f"{name}.log").open("wb")
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT), "reporting", "--config", str(config), cwd=tmp_path,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+        log.close()
+        procs.append(proc)
+
+        async def healthy() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"reporting exited {proc.returncode}: "
+                                     f"{(tmp_path / f'{name}.log').read_text()}")
+            try:
+                async with httpx.AsyncClient(timeout=1) as http:
+                    return (await http.get(f"{base}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(healthy, timeout=30, what=f"{name}: /healthz 200")
+        return proc
+
+    async def health() -> dict[str, int]:
+        async with httpx.AsyncClient(timeout=2) as http:
+            body: dict[str, int] = (await http.get(f"{base}/healthz")).json()
+            return body
+
+    async def publish(events: list[rep.ReportEvent]) -> None:
+        for i in range(0, len(events), 200):  # the switch publishes in small batches
+            batch = events[i:i + 200]
+            await store.append_events(batch)
+            switch_bus.publish(batch)
+        await switch_bus.flush()
+
+    events = morning()
+    phase1 = [e for e in events if e.ts < T0 + 1200]
+    phase2 = [e for e in events if T0 + 1200 <= e.ts < T0 + 2200]
+    phase3 = [e for e in events if e.ts >= T0 + 2200]
+    assert len(phase1) > 3000 and phase2 and phase3
+    try:
+        first = await start_process("first")
+        sending = asyncio.create_task(publish(phase1))
+        # Killed (no goodbye) while the stream is flowing into it.
+        await wait_for(lambda: _at_least(health, 500), timeout=30,
+                       what="first process took 500 events")
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        await sending
+        await publish(phase2)  # while nobody consumes
+        second = await start_process("second")
+        # What the first process had counted before it died came back by the replay.
+        assert (await health())["replayed"] == len(phase1) + len(phase2)
+        await publish(phase3)
+
+        async def all_closed() -> bool:
+            queues = await store.read_report_rows("queue", "interval")
+            agents = await store.read_report_rows("agent", "interval")
+            return len(queues) >= len(scenario.QUEUE_INTERVALS) and len(agents) >= len(
+                scenario.AGENT_INTERVALS)
+
+        await wait_for(all_closed, timeout=30, what="every interval stored")
+        assert by_start_name(await store.read_report_rows("queue", "interval")) == \
+            by_start_name([moved(r) for r in scenario.QUEUE_INTERVALS])
+        assert by_start_name(await store.read_report_rows("agent", "interval")) == \
+            by_start_name([moved(r) for r in scenario.AGENT_INTERVALS])
+        assert await store.read_report_rows("queue", "day") == [
+            moved(r) for r in scenario.QUEUE_DAYS]
+        assert await store.read_report_rows("agent", "day") == [
+            moved(r) for r in scenario.AGENT_DAYS]
+        assert (await health())["events"] == len(events)  # replay + live, none twice
+
+        # The process's own report API.
+        async with httpx.AsyncClient(timeout=5) as http:
+            r = await http.get(f"{base}/api/reports/queues", params={
+                "from": DAY, "metrics": "offered,answered,service_level,abandon_rate"})
+        assert r.status_code == 200, r.text
+        assert [(x["queue"], x["offered"], x["answered"], x["service_level"],
+                 x["abandon_rate"]) for x in r.json()["rows"]] == [
+            ("sales", 5.0, 3.0, 2 / 3, 0.0), ("support", 4.0, 2.0, 2 / 3, 0.25)]
+
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 20) == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await switch_bus.close()
+        await store.close()
+
+    # The stored rows equal what the event log gives.
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT), "reports", "rebuild", "--config", str(config), "--from", DAY, "--to", DAY,
+        "--check", cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (out.decode(), err.decode())
+    assert f"checked 13 interval rows of {DAY}..{DAY}" in out.decode()
+    assert "0 changed, 0 not stored before, 0 stored but not rebuilt" in out.decode()
+
+
+async def _at_least(health: object, n: int) -> bool:
+    try:
+        body = await health()  # type: ignore[operator]
+    except (httpx.TransportError, ValueError):
+        return False
+    return int(body.get("events", 0)) >= n
