@@ -47,6 +47,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cancelled": "cancelled", "rejected": "rejected", "not_found": "not found",
         "unavailable": "unavailable", "not_acceptable": "not acceptable", "failed": "failed",
         "side_caller": "caller", "side_callee": "callee", "side_switch": "switch",
+        "wallboard": "Wallboard", "supervisor": "Supervisor", "reports": "Reports",
     },
     "id": {
         "title": "Panggilan", "number": "Nomor", "since": "Dari", "until": "Sampai",
@@ -61,6 +62,7 @@ TEXT: dict[str, dict[str, str]] = {
         "unavailable": "tidak tersedia", "not_acceptable": "tidak dapat diterima",
         "failed": "gagal",
         "side_caller": "penelepon", "side_callee": "penerima", "side_switch": "sentral",
+        "wallboard": "Papan pantau", "supervisor": "Supervisor", "reports": "Laporan",
     },
 }
 
@@ -283,6 +285,10 @@ def render_page(data: dict[str, object], query: CdrQuery, lang: str, tz: ZoneInf
     head = "".join(f"<th>{esc(t[c] if c != 'disposition' else t['disposition'])}</th>"
                    for c in _COLUMNS)
 
+    # The other web pages (reporting/web.py), in the same language.
+    nav = " &middot; ".join(f'<a href="/{page}?lang={lang}">{esc(t[page])}</a>'
+                            for page in ("wallboard", "supervisor", "reports"))
+
     def field(name: str, kind: str = "text") -> str:
         return (f'<label>{esc(t[name])}<input type="{kind}" name="{name}" '
                 f'value="{esc(p.get(name, ""))}"></label>')
@@ -292,6 +298,7 @@ def render_page(data: dict[str, object], query: CdrQuery, lang: str, tz: ZoneInf
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(t["title"])}</title><style>{_STYLE}</style></head>
 <body>
+<nav class="meta">{nav}</nav>
 <h1>{esc(t["title"])}</h1>
 <form method="get" action="/cdr">
 <input type="hidden" name="lang" value="{lang}">
