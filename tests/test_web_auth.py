@@ -219,6 +219,14 @@ async def test_login_wrong_password_fails_right_one_sets_expiring_cookie(
         assert (await client.get("/supervisor")).headers["location"].startswith("/login")
         assert (await client.get("/api/cdr")).status_code == 401
 
+        # Guessing: after MAX_FAILURES wrong passwords this address is blocked, even for the
+        # right password, with Retry-After.
+        for _ in range(MAX_FAILURES):
+            assert (await login(client, "sup", "guess")).status_code == 401
+        blocked = await login(client, "sup", PASSWORDS["sup"])
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert "set-cookie" not in blocked.headers
+
 
 async def test_roles_agent_sees_only_own_figures(centre: tuple[Setup, Switch]) -> None:
     setup, _ = centre
