@@ -314,3 +314,34 @@ async def test_reports_page_and_agent_sees_only_own_figures(
                           ".map(r => r.dataset.name)")
     assert names == ["2001", "2001", "2001"]
     assert await ag.eval("document.querySelector('h1').textContent") == "Laporan"
+
+
+async def test_supervisor_view_follows_agent_login_by_phone(
+        setup: Setup, switch: Switch, chrome: Browser) -> None:
+    base = http_base(setup)
+    page = await chrome.new_page()
+    await login_page(page, base, "sup")
+    row = "document.querySelector('#agent-rows tr[data-agent=\"2001\"]')"
+    await page.wait_for(f"!!{row} && {row}.cells[2].textContent === 'logged out'", 5)
+    assert await page.eval(f"{row}.cells[1].textContent") == "Ani"
+    phone = Phone("agent")
+    try:
+        await phone.start()
+        ev = await phone.register("1002", USERS["1002"], setup.registrar)
+        assert ev["event"] == "registered", ev
+        # *11, agent id and PIN: the agent logs in on this phone.
+        cid = await phone.make_call(setup.uri("*11"))
+        await phone.wait_call_state(cid, "confirmed", 10)
+        await phone.wait_event("media_active", 10, where=lambda e: e["call"] == cid)
+        await phone.send_dtmf(cid, "2001#1234#")
+        await phone.wait_call_state(cid, "disconnected", 30)
+        # Pushed to the open page: available, time in state counting from 0 in the browser.
+        await page.wait_for(f"{row}.cells[2].textContent === 'available'", 3)
+        first = await page.eval(f"{row}.cells[4].textContent")
+        assert first in ("0:00", "0:01"), first
+        await page.wait_for(f"{row}.cells[4].textContent !== {first!r}", 3)
+        staffed = await page.eval("document.querySelector('#queue-rows tr[data-queue=\"general\"]')"
+                                  ".cells[9].textContent")
+        assert staffed == "1"
+    finally:
+        await phone.close()
