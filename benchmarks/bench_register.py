@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from common import Target, kamailio_target, softswitch_target
+from common import CLK_TCK, Target, _stat_fields, kamailio_target, process_tree, softswitch_target
 
 from tests.peers.sipp import SippResult, run_sipp, users_for, write_users_csv
 
@@ -48,14 +48,28 @@ def run_sipps(target: Target, csv: Path, rate: float, duration: float,
         return [f.result() for f in futures]
 
 
+def user_system(pid: int) -> tuple[float, float]:
+    """utime and stime (seconds) of ``pid`` and its live descendants: Python vs kernel."""
+    user = system = 0
+    for p in process_tree(pid):
+        fields = _stat_fields(p)
+        if fields is not None:
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
 def measure(target: Target, csv: Path, rate: float, duration: float, sipp_cpu: int | None,
             extra: list[str], procs: int = 1) -> dict[str, Any]:
     """SIPp at ``rate`` for ``duration``; the target's CPU is read around it."""
     cpu0 = target.cpu()
+    us0 = user_system(target.pid)
     # SIPp is a waited-for child: its CPU shows in RUSAGE_CHILDREN once it has exited.
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     results = run_sipps(target, csv, rate, duration, sipp_cpu, extra, procs)
     cpu = target.cpu() - cpu0
+    us1 = user_system(target.pid)
+    user, system = us1[0] - us0[0], us1[1] - us0[1]
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sipp_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     result = results[0]
@@ -73,6 +87,8 @@ def measure(target: Target, csv: Path, rate: float, duration: float, sipp_cpu: i
         "registrations_per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
         "target_cpu_s": round(cpu, 3),
         "cpu_us_per_registration": round(cpu / ok * 1e6, 2) if ok else None,
+        "user_us_per_registration": round(user / ok * 1e6, 2) if ok else None,
+        "system_us_per_registration": round(system / ok * 1e6, 2) if ok else None,
         "target_cpu_load": round(cpu / elapsed, 3) if elapsed else None,
         "sipp_cpu_load": round(sipp_cpu / elapsed, 3) if elapsed else None,
         "sipp_rc": [r.returncode for r in results],
@@ -140,7 +156,9 @@ def report(m: dict[str, Any]) -> None:
           f"{m['registrations_per_s']:>8.1f}/s  ok {m['successful']:>7}  "
           f"failed {m['failed']:>5}  retrans "
           f"{m['retransmissions']:>5}  cpu {m['target_cpu_s']:>6.2f}s  "
-          f"{m['cpu_us_per_registration'] or float('nan'):>7.1f} us/reg  "
+          f"{m['cpu_us_per_registration'] or float('nan'):>7.1f} us/reg "
+          f"(user {m['user_us_per_registration'] or float('nan'):.1f} "
+          f"sys {m['system_us_per_registration'] or float('nan'):.1f})  "
           f"load {m['target_cpu_load'] or 0:.2f}  sipp load {m['sipp_cpu_load'] or 0:.2f}",
           flush=True)
 

@@ -126,27 +126,31 @@ class Headers:
 
     __slots__ = ("_items", "_lines", "_index", "_cache")
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        items: Iterable[tuple[str, str]] = (),
+        _items: list[tuple[tuple[str, str], str]] | None = None,
+        _lines: list[str] | None = None,
+        _index: dict[str, list[str]] | None = None,
+    ) -> None:
+        # `_items`, `_lines` and `_index` are the parser's and make_response's way in (no
+        # `__new__` shortcut: the module may be compiled with mypyc, which has none).
         # (name info, value): info is the (lookup key, canonical name) pair.
-        self._items: list[tuple[tuple[str, str], str]] | None = []
+        self._items: list[tuple[tuple[str, str], str]] | None = (
+            _items if _items is not None or _lines is not None
+            else [(_name_info(name), value) for name, value in items])
         # Parsed messages keep their raw header lines and build `_items` on demand:
         # the hot path only needs the index.
-        self._lines: list[str] | None = None
-        self._index: dict[str, list[str]] | None = None
+        self._lines: list[str] | None = _lines
+        self._index: dict[str, list[str]] | None = _index
         # Parsed views of the owning message; any mutation clears them.
         self._cache: dict[str, Any] = {}
-        self._items = [(_name_info(name), value) for name, value in items]
 
     @classmethod
     def _from_parsed(
         cls, items: list[tuple[tuple[str, str], str]], index: dict[str, list[str]] | None
     ) -> Headers:
-        self = cls.__new__(cls)
-        self._items = items
-        self._lines = None
-        self._index = index
-        self._cache = {}
-        return self
+        return Headers((), items, None, index)
 
     def _all(self) -> list[tuple[tuple[str, str], str]]:
         items = self._items
@@ -506,7 +510,12 @@ class Request(_Message):
         version: str = "SIP/2.0",
     ) -> None:
         self.method = method
-        self.uri = uri
+        if isinstance(uri, str):  # the uri setter, inlined: the parser builds one per request
+            self._uri_text = uri
+            self._uri = _MISSING
+        else:
+            self._uri_text = str(uri)
+            self._uri = uri
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.body = body
         self.version = version
@@ -636,11 +645,7 @@ def _parse_head(head: str, max_headers: int) -> tuple[Request | Response, SipErr
             index[key].append(value.strip(" \t"))
         else:
             index[key] = [value.strip(" \t")]
-    headers = Headers.__new__(Headers)
-    headers._items = None
-    headers._lines = lines[1:]
-    headers._index = index
-    headers._cache = {}
+    headers = Headers((), None, lines[1:], index)
     start = lines[0]
     msg: Request | Response
     if start.startswith("SIP/"):
@@ -666,13 +671,7 @@ def _parse_head(head: str, max_headers: int) -> tuple[Request | Response, SipErr
         # Still build the request: with Via, From, To, Call-ID and CSeq it can be answered.
         uri, version = " ".join(parts[1:]), "SIP/2.0"
         error = SipError(400, "Malformed Request-Line")
-    request = Request.__new__(Request)
-    request.method = method
-    request._uri_text = uri
-    request._uri = _MISSING
-    request.headers = headers
-    request.body = b""
-    request.version = version
+    request = Request(method, uri, headers, b"", version)
     if error is None and len(index.get("via", ())) > MAX_VIAS:
         error = SipError(400, "Too Many Via Values")
     return request, error
@@ -930,13 +929,8 @@ def make_response(
     names = _NAMES
     for name, value in headers:
         items.append((names.get(name) or _name_info(name), value))
-    response = Response.__new__(Response)  # __init__'s isinstance(headers) is moot here
-    response.status = status
-    response.reason = default_reason(status) if reason is None else reason
-    response.headers = Headers._from_parsed(items, None)
-    response.body = body
-    response.version = "SIP/2.0"
-    return response
+    return Response(status, default_reason(status) if reason is None else reason,
+                    Headers((), items), body, "SIP/2.0")
 
 
 _VIA, _FROM, _TO, _CALL_ID, _CSEQ = (_NAMES[k] for k in ("via", "from", "to", "call-id", "cseq"))

@@ -466,7 +466,12 @@ class NameAddr:
         self, display: str | None, uri: URI | str, params: dict[str, str | None] | None = None
     ) -> None:
         self.display = display
-        self.uri = uri
+        if isinstance(uri, str):  # the uri setter, inlined: one per From/To/Contact parsed
+            self._uri = None
+            self._uri_text = uri
+        else:
+            self._uri = uri
+            self._uri_text = str(uri)
         self.params = {} if params is None else params
 
     @property
@@ -512,9 +517,6 @@ class NameAddr:
         return f"{head}<{self._uri_text}>{_format_params(self.params)}"
 
 
-_new_name_addr = object.__new__
-
-
 def _check_uri_shape(text: str) -> str:
     if _URI_SHAPE.match(text) is None:
         raise _bad("URI")
@@ -528,13 +530,8 @@ def parse_name_addr(text: str) -> NameAddr:
     if m is not None:
         quoted, token, uri_text, rest_params = m.groups()
         display = quoted if quoted is not None else token
-        # Built without __init__: this is the hot path of every From/To/Contact.
-        na = _new_name_addr(NameAddr)
-        na.display = display or None
-        na._uri = None
-        na._uri_text = uri_text
-        na.params = parse_params(rest_params) if rest_params is not None else {}
-        return na
+        return NameAddr(display or None, uri_text,
+                        parse_params(rest_params) if rest_params is not None else {})
     return _general_name_addr(text)
 
 
