@@ -6,6 +6,8 @@
   (local time, `to` exclusive); default today;
 - ``group``: ``interval`` | ``day`` | ``total`` (default ``day``);
 - ``queues=a,b`` / ``agents=a,b``: only these;
+- ``by``: ``queue`` / ``agent`` (default: a row per queue or agent) | ``all`` (the selected
+  queues or agents summed into one row per period, named ``*``);
 - ``metrics=offered,service_level,...`` (default: all of the kind, `METRICS`);
 - ``format``: ``json`` (default) | ``csv``.
 
@@ -30,7 +32,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reporting import aggregate as ag
 from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, IntervalAggregator
 from reporting.service import ReportingSettings, day_bounds
 
@@ -83,7 +84,8 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
                      params: dict[str, str], restrict_to: str | None = None) -> dict[str, Any]:
     """The report `params` ask for (the API's query parameters), as the JSON document."""
     tz = ZoneInfo(settings.timezone)
-    unknown = set(params) - {"from", "to", "group", "metrics", "format", "queues", "agents"}
+    unknown = set(params) - {"from", "to", "group", "metrics", "format", "queues", "agents",
+                             "by"}
     if unknown:
         raise ReportError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     group = params.get("group", "day")
@@ -111,59 +113,40 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
     if restrict_to is not None:
         names = [restrict_to]
     whole = whole_from and whole_to
+    by = params.get("by", kind)
+    if by not in (kind, "all"):
+        raise ReportError(f"by: must be {kind} or all, got {by!r}")
     first_day = datetime.fromtimestamp(start, tz).date().isoformat()
     last_day = datetime.fromtimestamp(end - 1, tz).date().isoformat()
+    # Whole days come from the day rollups; a time range (or intervals) from interval rows.
+    # The store sums (SQL), so only the report's own rows reach Python.
     if group != "interval" and whole:
-        rows = await store.read_report_rows(kind, "day", first_day=first_day,
-                                            last_day=last_day, names=names)
+        rows = await store.sum_report_rows(kind, "day", group, first_day=first_day,
+                                           last_day=last_day, names=names,
+                                           combine=by == "all")
     else:
-        rows = await store.read_report_rows(kind, "interval", start=start, end=end,
-                                            names=names)
+        rows = await store.sum_report_rows(kind, "interval", group, start=start, end=end,
+                                           names=names, combine=by == "all")
     counts = QUEUE_COUNTS if kind == "queue" else AGENT_COUNTS
-    max_slot = ag.Q_MAX_WAIT if kind == "queue" else -1
-    # (period key, name) → [start, counts list, aux, login, logoff]
-    groups: dict[tuple[Any, str], list[Any]] = {}
-    for r in rows:
-        if group == "interval":
-            key: Any = r.start
-            period_start = r.start
-        elif group == "day":
-            key = r.day
-            period_start = day_bounds(r.day, tz.key)[0]
-        else:
-            key = "total"
-            period_start = start
-        values = [r.counts[c] for c in counts]
-        g = groups.get((key, r.name))
-        if g is None:
-            groups[(key, r.name)] = [period_start, values, dict(r.aux), r.login, r.logoff]
-            continue
-        acc = g[1]
-        for i, v in enumerate(values):
-            if i == max_slot:
-                if v > acc[i]:
-                    acc[i] = v
-            else:
-                acc[i] += v
-        for reason, sec in r.aux.items():
-            g[2][reason] = g[2].get(reason, 0.0) + sec
-        if r.login is not None and (g[3] is None or r.login < g[3]):
-            g[3] = r.login
-        if r.logoff is not None and (g[4] is None or r.logoff > g[4]):
-            g[4] = r.logoff
     calc = IntervalAggregator(settings.interval_s, settings.sl_threshold_s,
                               settings.short_abandon_s, settings.sl_formula)
+    starts: dict[Any, tuple[str, str]] = {}  # period key → (period, ISO start), formatted once
     out_rows = []
-    for (key, name), (p_start, acc, aux, login, logoff) in sorted(
-            groups.items(), key=lambda kv: (kv[1][0], kv[0][1])):
-        if group == "interval":
-            period = datetime.fromtimestamp(p_start, tz).strftime("%Y-%m-%dT%H:%M")
-        elif group == "day":
-            period = key
-        else:
-            period = "total"
-        row: dict[str, Any] = {kind: name, "period": period, "start": _iso(p_start, tz)}
-        figures: dict[str, Any] = dict(zip(counts, acc, strict=True))
+    for r in rows:
+        key = r.start if group == "interval" else (r.day if group == "day" else "total")
+        shown = starts.get(key)
+        if shown is None:
+            if group == "interval":
+                at = datetime.fromtimestamp(r.start, tz)
+                shown = (at.strftime("%Y-%m-%dT%H:%M"), at.isoformat())
+            elif group == "day":
+                shown = (r.day, _iso(day_bounds(r.day, tz.key)[0], tz))
+            else:
+                shown = ("total", _iso(start, tz))
+            starts[key] = shown
+        row: dict[str, Any] = {kind: r.name, "period": shown[0], "start": shown[1]}
+        acc = [r.counts[c] for c in counts]
+        figures: dict[str, Any] = r.counts
         if kind == "queue":
             d = calc.queue_derived(acc)
             figures.update(service_level=d["service_level"], abandon_rate=d["abandon_rate"],
@@ -172,9 +155,9 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
         else:
             d = IntervalAggregator.agent_derived(acc)
             figures.update(occupancy=d["occupancy"], aht_s=d["aht"],
-                           login=None if login is None else _iso(login, tz),
-                           logoff=None if logoff is None else _iso(logoff, tz),
-                           aux_by_reason=dict(sorted(aux.items())))
+                           login=None if r.login is None else _iso(r.login, tz),
+                           logoff=None if r.logoff is None else _iso(r.logoff, tz),
+                           aux_by_reason=r.aux)
         for m in metrics:
             row[m] = figures[m]
         out_rows.append(row)

@@ -328,6 +328,26 @@ async def test_scripted_morning_gives_the_hand_computed_figures(store: Store) ->
             ("2026-11-23T08:00:00+07:00", "2026-11-23T08:40:00+07:00"),
             ("2026-11-23T08:02:00+07:00", "2026-11-23T08:25:00+07:00"),
             ("2026-11-23T08:00:00+07:00", "2026-11-23T08:38:00+07:00")]
+        # Every queue summed per interval, and the team's day in total.
+        r = await http.get("/api/reports/queues", params={
+            "from": DAY, "group": "interval", "by": "all",
+            "metrics": "offered,answered,abandoned,short_abandoned,service_level,max_wait"})
+        assert [(x["queue"], x["period"], x["offered"], x["answered"], x["abandoned"],
+                 x["short_abandoned"], x["service_level"], x["max_wait"])
+                for x in r.json()["rows"]] == [
+            ("*", "2026-11-23T08:00", 5.0, 3.0, 2.0, 1.0, 0.5, 30.0),
+            ("*", "2026-11-23T08:15", 3.0, 1.0, 0.0, 0.0, 1.0, 20.0),
+            ("*", "2026-11-23T08:30", 1.0, 1.0, 0.0, 0.0, 1.0, 5.0)]
+        r = await http.get("/api/reports/agents", params={
+            "from": DAY, "to": DAY, "group": "total", "by": "all",
+            "metrics": "staffed,handled,aux_by_reason,login,logoff,occupancy"})
+        assert r.json()["rows"] == [
+            {"agent": "*", "period": "total", "start": "2026-11-23T00:00:00+07:00",
+             "staffed": 6060.0, "handled": 5.0,
+             "aux_by_reason": {"break": 300.0, "lunch": 300.0, "meeting": 600.0,
+                               "rona": 40.0},
+             "login": "2026-11-23T08:00:00+07:00", "logoff": "2026-11-23T08:40:00+07:00",
+             "occupancy": (810 + 330 + 280) / (6060 - 1240)}]
         r = await http.get("/api/reports/agents", params={
             "from": DAY, "group": "interval", "agents": "2003", "metrics": "talk,occupancy",
             "format": "csv"})
@@ -387,6 +407,7 @@ async def test_report_api_refusals(store: Store) -> None:
                               ({"from": "23/11/2026"}, "from"),
                               ({"from": DAY, "to": "2026-11-22"}, "must be after"),
                               ({"from": DAY, "format": "xml"}, "format"),
+                              ({"from": DAY, "by": "team"}, "by"),
                               ({"from": DAY, "colour": "red"}, "colour")):
             r = await http.get("/api/reports/agents", params=params)
             assert r.status_code == 400 and fault in r.json()["error"], (params, r.text)

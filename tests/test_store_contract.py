@@ -501,3 +501,33 @@ async def test_first_event_seq_finds_where_to_replay_from(store: Store) -> None:
     assert [e.event() for e in await store.read_events(after_seq=after)] == [
         e for e in events if e.ts >= WALL + 4]
     assert await store.first_event_seq(WALL + 1000) == logged[-1].seq
+
+
+async def test_report_rows_summed_by_period_and_name(store: Store) -> None:
+    await store.write_report_rows([
+        _qrow("sales", WALL, "2023-11-15", 3, max_wait=40.0),
+        _qrow("sales", WALL + 900, "2023-11-15", 5, max_wait=25.5),
+        _qrow("help", WALL + 900, "2023-11-15", 2, max_wait=50.0),
+        _qrow("sales", WALL + 86400, "2023-11-16", 1),
+        _arow("2001", WALL, "2023-11-15", 900.0, {"lunch": 100.0, "": 5.0}, login=WALL + 3),
+        _arow("2002", WALL + 900, "2023-11-15", 600.0, {"lunch": 50.0}, logoff=WALL + 1500)])
+    by_interval = await store.sum_report_rows("queue", "interval", "interval", combine=True)
+    assert [(r.name, r.start, r.day, r.interval_s, r.counts["offered"], r.counts["max_wait"])
+            for r in by_interval] == [("*", WALL, "2023-11-15", 900.0, 3.0, 40.0),
+                                      ("*", WALL + 900, "2023-11-15", 900.0, 7.0, 50.0),
+                                      ("*", WALL + 86400, "2023-11-16", 900.0, 1.0, 0.0)]
+    days = await store.sum_report_rows("queue", "interval", "day", start=WALL,
+                                       end=WALL + 1800)
+    assert [(r.name, r.day, r.start, r.counts["offered"], r.counts["talk"]) for r in days] == [
+        ("help", "2023-11-15", None, 2.0, 12.5), ("sales", "2023-11-15", None, 8.0, 25.0)]
+    [total] = await store.sum_report_rows("queue", "day", "total", names=["sales"])
+    assert (total.name, total.day, total.counts["offered"], total.counts["max_wait"]) == (
+        "sales", "", 9.0, 40.0)
+    [team] = await store.sum_report_rows("agent", "day", "total", first_day="2023-11-15",
+                                         last_day="2023-11-15", combine=True)
+    assert (team.counts["staffed"], team.counts["handled"], team.aux, team.login,
+            team.logoff) == (1500.0, 2.0, {"": 5.0, "lunch": 150.0}, WALL + 3, WALL + 1500)
+    per_agent = await store.sum_report_rows("agent", "interval", "total")
+    assert [(r.name, r.aux) for r in per_agent] == [("2001", {"": 5.0, "lunch": 100.0}),
+                                                    ("2002", {"lunch": 50.0})]
+    assert await store.sum_report_rows("agent", "day", "total", first_day="2030-01-01") == []

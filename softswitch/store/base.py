@@ -276,6 +276,65 @@ def report_select_sql(kind: str, group: str) -> str:
     raise ValueError(f"report group must be interval or day, not {group!r}")
 
 
+def report_sum_sql(kind: str, source: str, period: str, combine: bool, where: str,
+                   dialect: str) -> tuple[str, str | None]:
+    """SELECTs summing stored rows of `kind` from the `source` table ("interval"/"day") by
+    `period` ("interval", "day", "total") and name (or over all names when `combine`):
+    the figures (name, day, start, interval_s, columns...) and, for agents, the aux seconds
+    (name, key, reason, seconds)."""
+    if period == "interval" and source != "interval":
+        raise ValueError("interval periods come from interval rows")
+    table = f"report_{kind}_{'intervals' if source == 'interval' else 'days'}"
+    name = "'*'" if combine else kind
+    if period == "interval":
+        key_cols, key, group_key = "min(day), start_ts, max(interval_s)", "start_ts", "start_ts"
+    elif period == "day":
+        key_cols, key, group_key = "day, NULL, 0", "day", "day"
+    else:
+        key_cols, key, group_key = "'', NULL, 0", "''", ""
+    groups = [g for g in ((None if combine else kind), group_key) if g]
+    group_by = f" GROUP BY {', '.join(groups)}" if groups else ""
+    aggs = []
+    for c in report_columns(kind):
+        fn = {"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum")
+        aggs.append(f"{fn}({c})")
+    collate = ' COLLATE "C"' if dialect == "postgres" else ""
+    order = ", ".join(x for x in (group_key, "" if combine else f"{kind}{collate}") if x)
+    figures = (f"SELECT {name}, {key_cols}, {', '.join(aggs)} FROM {table}{where}{group_by}"
+               f" HAVING count(*) > 0" + (f" ORDER BY {order}" if order else ""))
+    aux = None
+    if kind == "agent":
+        aux_table = ("report_agent_interval_aux" if source == "interval"
+                     else "report_agent_day_aux")
+        aux_groups = ", ".join([*groups, "reason"])
+        aux = (f"SELECT {name}, {key}, reason, sum(seconds) FROM {aux_table}{where}"
+               f" GROUP BY {aux_groups} ORDER BY reason{collate}")
+    return figures, aux
+
+
+def summed_rows(kind: str, period: str, records: Sequence[Sequence[Any]],
+                aux_records: Sequence[Sequence[Any]]) -> list[ReportRow]:
+    """ReportRows from `report_sum_sql` results."""
+    aux: dict[tuple[str, Any], dict[str, float]] = {}
+    for name, key, reason, seconds in aux_records:
+        k = float(key) if period == "interval" else key
+        aux.setdefault((name, k), {})[reason] = float(seconds)
+    counts = report_counts(kind)
+    n = len(counts)
+    out = []
+    for r in records:
+        name, day, start = r[0], r[1], r[2]
+        start = None if start is None else float(start)
+        key = start if period == "interval" else (day if period == "day" else "")
+        figures = dict(zip(counts, [float(v or 0.0) for v in r[4:4 + n]], strict=True))
+        if kind == "agent":
+            out.append(ReportRow(kind, name, day, start, float(r[3]), figures,
+                                 aux.get((name, key), {}), r[4 + n], r[5 + n]))
+        else:
+            out.append(ReportRow(kind, name, day, start, float(r[3]), figures))
+    return out
+
+
 def report_rows(kind: str, records: Sequence[Sequence[Any]],
                 aux: dict[tuple[str, Any], dict[str, float]]) -> list[ReportRow]:
     """ReportRows from SELECTed records; `aux` maps (name, start or day) → reasons."""
@@ -445,6 +504,18 @@ class Store(ABC):
         """Stored rows of `kind` ("queue"/"agent"), `group` "interval" (start in
         [start, end)) or "day" (day in first_day..last_day, inclusive); bounds None are open;
         `names` None: all. Ordered by start (intervals) or day, then name (byte order)."""
+
+    @abstractmethod
+    async def sum_report_rows(self, kind: str, source: str, period: str, *,
+                              start: float | None = None, end: float | None = None,
+                              first_day: str | None = None, last_day: str | None = None,
+                              names: Sequence[str] | None = None,
+                              combine: bool = False) -> list[ReportRow]:
+        """Stored rows of `kind` from the `source` rows ("interval" or "day"; bounds as in
+        `read_report_rows`) summed by `period` — "interval" (rows keep `start`), "day"
+        (`start` None) or "total" (`day` "") — and by name, or over every name when `combine`
+        (name "*"). Counts add up, `max_wait` is the maximum, `login` the first, `logoff`
+        the last, aux seconds add up by reason. Ordered by period, then name."""
 
     @abstractmethod
     async def last_report_interval(self) -> float | None:

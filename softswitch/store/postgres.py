@@ -36,9 +36,11 @@ from softswitch.store.base import (
     load_migrations,
     report_rows,
     report_select_sql,
+    report_sum_sql,
     report_upsert_sql,
     report_values,
     rollup_sql,
+    summed_rows,
     survey_where,
     voicemail_where,
 )
@@ -353,17 +355,7 @@ class PostgresStore(Store):
                                names: Sequence[str] | None = None) -> list[ReportRow]:
         sql = report_select_sql(kind, group)
         key = "start_ts" if group == "interval" else "day"
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
-                                  ("day", ">=", first_day), ("day", "<=", last_day)):
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} {op} ${len(args)}")
-        if names is not None:
-            args.append(list(names))
-            clauses.append(f"{kind} = ANY(${len(args)}::text[])")
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = self._report_where(kind, start, end, first_day, last_day, names)
         async with self.pool.acquire() as conn:
             records = await conn.fetch(
                 f'{sql}{where} ORDER BY {key}, {kind} COLLATE "C"', *args)
@@ -376,6 +368,34 @@ class PostgresStore(Store):
                         ' ORDER BY reason COLLATE "C"', *args):
                     aux.setdefault((name, k), {})[reason] = float(seconds)
         return report_rows(kind, records, aux)
+
+    @staticmethod
+    def _report_where(kind: str, start: float | None, end: float | None,
+                      first_day: str | None, last_day: str | None,
+                      names: Sequence[str] | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
+                                  ("day", ">=", first_day), ("day", "<=", last_day)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} {op} ${len(args)}")
+        if names is not None:
+            args.append(list(names))
+            clauses.append(f"{kind} = ANY(${len(args)}::text[])")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    async def sum_report_rows(self, kind: str, source: str, period: str, *,
+                              start: float | None = None, end: float | None = None,
+                              first_day: str | None = None, last_day: str | None = None,
+                              names: Sequence[str] | None = None,
+                              combine: bool = False) -> list[ReportRow]:
+        where, args = self._report_where(kind, start, end, first_day, last_day, names)
+        figures, aux_sql = report_sum_sql(kind, source, period, combine, where, self.dialect)
+        async with self.pool.acquire() as conn:
+            records = await conn.fetch(figures, *args)
+            aux = await conn.fetch(aux_sql, *args) if aux_sql else []
+        return summed_rows(kind, period, records, aux)
 
     async def last_report_interval(self) -> float | None:
         value = await self.pool.fetchval(

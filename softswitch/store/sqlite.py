@@ -31,9 +31,11 @@ from softswitch.store.base import (
     load_migrations,
     report_rows,
     report_select_sql,
+    report_sum_sql,
     report_upsert_sql,
     report_values,
     rollup_sql,
+    summed_rows,
     survey_where,
     voicemail_where,
 )
@@ -346,17 +348,7 @@ class SqliteStore(Store):
                                names: Sequence[str] | None = None) -> list[ReportRow]:
         sql = report_select_sql(kind, group)
         key = "start_ts" if group == "interval" else "day"
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
-                                  ("day", ">=", first_day), ("day", "<=", last_day)):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                args.append(value)
-        if names is not None:
-            clauses.append(f"{kind} IN ({', '.join('?' * len(names))})")
-            args.extend(names)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = self._report_where(kind, start, end, first_day, last_day, names)
         async with self._lock:
             records = await self.db.execute_fetchall(f"{sql}{where} ORDER BY {key}, {kind}",
                                                      args)
@@ -370,6 +362,34 @@ class SqliteStore(Store):
                 for name, k, reason, seconds in aux_rows:
                     aux.setdefault((name, k), {})[reason] = float(seconds)
         return report_rows(kind, list(records), aux)
+
+    @staticmethod
+    def _report_where(kind: str, start: float | None, end: float | None,
+                      first_day: str | None, last_day: str | None,
+                      names: Sequence[str] | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
+                                  ("day", ">=", first_day), ("day", "<=", last_day)):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                args.append(value)
+        if names is not None:
+            clauses.append(f"{kind} IN ({', '.join('?' * len(names))})")
+            args.extend(names)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    async def sum_report_rows(self, kind: str, source: str, period: str, *,
+                              start: float | None = None, end: float | None = None,
+                              first_day: str | None = None, last_day: str | None = None,
+                              names: Sequence[str] | None = None,
+                              combine: bool = False) -> list[ReportRow]:
+        where, args = self._report_where(kind, start, end, first_day, last_day, names)
+        figures, aux_sql = report_sum_sql(kind, source, period, combine, where, self.dialect)
+        async with self._lock:
+            records = list(await self.db.execute_fetchall(figures, args))
+            aux = list(await self.db.execute_fetchall(aux_sql, args)) if aux_sql else []
+        return summed_rows(kind, period, records, aux)
 
     async def last_report_interval(self) -> float | None:
         async with self._lock:
