@@ -204,9 +204,11 @@ class ReportingService:
                 alerts.ingest(e)
             t = type(e)
             if t is rep.AgentStateChanged:
-                self._last_state[e.agent] = e  # type: ignore[attr-defined]
-            elif t is rep.CallQueued and e.queue not in self._queues_seen:  # type: ignore[attr-defined]
-                self._queues_seen[e.queue] = None  # type: ignore[attr-defined]
+                self._last_state[e.agent] = e  # type: ignore[attr-defined,assignment]
+            elif t is rep.CallQueued:
+                queue: str = e.queue  # type: ignore[attr-defined]
+                if queue not in self._queues_seen:
+                    self._queues_seen[queue] = None
         if n:
             self.events_in += n
             self._bump()

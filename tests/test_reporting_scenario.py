@@ -271,8 +271,8 @@ async def test_scripted_morning_gives_the_hand_computed_figures(store: Store) ->
     assert q_day == QUEUE_DAYS
     assert a_day == AGENT_DAYS
     # Identity of docs/metrics.md: staffed = available + ringing + talk + hold + ACW + aux.
-    for r in a_int + a_day:
-        c = r.counts
+    for row in a_int + a_day:
+        c = row.counts
         assert c["staffed"] == sum(c[k] for k in ("available", "ringing", "talk", "hold",
                                                   "acw", "aux"))
 

@@ -222,3 +222,26 @@ async def _at_least(health: object, n: int) -> bool:
     except (httpx.TransportError, ValueError):
         return False
     return int(body.get("events", 0)) >= n
+
+
+@pytest.mark.parametrize("args", [["reporting"], ["reports"], ["reports", "rebuild"]])
+async def test_help_texts(args: list[str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT), *args, "--help", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0
+    assert out.decode().startswith(f"usage: softswitch {' '.join(args)}")
+
+
+async def test_reporting_refuses_a_local_bus_and_rebuild_a_bad_day(tmp_path: Path) -> None:
+    config = tmp_path / "local.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/r.db"\n')
+    for args, code, text in ((["reporting"], 1, 'bus = "nats"'),
+                             (["reports", "rebuild", "--from", "2026-13-01"], 2,
+                              "not a day")):
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT), *args, "--config", str(config), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == code and text in err.decode(), err.decode()
