@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, IntervalAggregator
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, SL_FORMULAS
 from reporting.service import ReportingSettings, day_bounds
 
 __all__ = ["METRICS", "ReportError", "report_routes", "run_report"]
@@ -127,9 +127,10 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
     else:
         rows = await store.sum_report_rows(kind, "interval", group, start=start, end=end,
                                            names=names, combine=by == "all")
-    counts = QUEUE_COUNTS if kind == "queue" else AGENT_COUNTS
-    calc = IntervalAggregator(settings.interval_s, settings.sl_threshold_s,
-                              settings.short_abandon_s, settings.sl_formula)
+    formula = settings.sl_formula
+    if formula not in SL_FORMULAS:
+        raise ReportError(f"unknown service level formula {formula!r}")
+    local = _LocalTime(tz)
     starts: dict[Any, tuple[str, str]] = {}  # period key → (period, ISO start), formatted once
     out_rows = []
     for r in rows:
@@ -137,32 +138,87 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
         shown = starts.get(key)
         if shown is None:
             if group == "interval":
-                at = datetime.fromtimestamp(r.start, tz)
-                shown = (at.strftime("%Y-%m-%dT%H:%M"), at.isoformat())
+                assert r.start is not None
+                shown = local.minute_and_iso(r.start)
             elif group == "day":
                 shown = (r.day, _iso(day_bounds(r.day, tz.key)[0], tz))
             else:
                 shown = ("total", _iso(start, tz))
             starts[key] = shown
-        row: dict[str, Any] = {kind: r.name, "period": shown[0], "start": shown[1]}
-        acc = [r.counts[c] for c in counts]
-        figures: dict[str, Any] = r.counts
+        c: dict[str, Any] = r.counts
         if kind == "queue":
-            d = calc.queue_derived(acc)
-            figures.update(service_level=d["service_level"], abandon_rate=d["abandon_rate"],
-                           asa_s=d["asa"], aht_s=d["aht"], avg_acw_s=d["avg_acw"],
-                           avg_talk_s=d["avg_talk"])
+            _queue_ratios(c, formula)
         else:
-            d = IntervalAggregator.agent_derived(acc)
-            figures.update(occupancy=d["occupancy"], aht_s=d["aht"],
-                           login=None if r.login is None else _iso(r.login, tz),
-                           logoff=None if r.logoff is None else _iso(r.logoff, tz),
-                           aux_by_reason=r.aux)
+            busy = c["talk"] + c["hold"] + c["acw"]
+            den = c["staffed"] - c["aux"]
+            c["occupancy"] = busy / den if den else None
+            c["aht_s"] = busy / c["handled"] if c["handled"] else None
+            c["login"] = None if r.login is None else _iso(r.login, tz)
+            c["logoff"] = None if r.logoff is None else _iso(r.logoff, tz)
+            c["aux_by_reason"] = r.aux
+        row: dict[str, Any] = {kind: r.name, "period": shown[0], "start": shown[1]}
         for m in metrics:
-            row[m] = figures[m]
+            row[m] = c[m]
         out_rows.append(row)
     return {"kind": kind, "group": group, "from": p_from, "to": p_to,
             "timezone": settings.timezone, "metrics": metrics, "rows": out_rows}
+
+
+def _queue_ratios(c: dict[str, Any], formula: str) -> None:
+    """Add the queue ratios of docs/metrics.md to the summed counts `c` (None: undefined)."""
+    answered, abandoned, short = c["answered"], c["abandoned"], c["short_abandoned"]
+    within = c["answered_in_t"]
+    if formula == "default":
+        num, den = within, answered + abandoned - short
+    elif formula == "ignore_abandons":
+        num, den = within, answered
+    elif formula == "abandons_against":
+        num, den = within, answered + abandoned
+    else:  # abandons_in_favour
+        num, den = within + c["abandoned_in_t"], answered + abandoned
+    c["service_level"] = num / den if den else None
+    offered = c["offered"] - short
+    c["abandon_rate"] = (abandoned - short) / offered if offered else None
+    c["asa_s"] = c["wait_sum"] / answered if answered else None
+    handled = c["handled"]
+    if handled:
+        c["aht_s"] = (c["talk"] + c["hold"] + c["acw"]) / handled
+        c["avg_acw_s"] = c["acw"] / handled
+        c["avg_talk_s"] = c["talk"] / handled
+    else:
+        c["aht_s"] = c["avg_acw_s"] = c["avg_talk_s"] = None
+
+
+class _LocalTime:
+    """Epoch seconds → local ``YYYY-MM-DDTHH:MM`` and ISO 8601, with the zone's offset looked
+    up once per hour (intervals start on whole minutes; offsets change on the hour)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._hours: dict[int, tuple[int, str]] = {}
+        self._days: dict[int, str] = {}
+
+    def minute_and_iso(self, ts: float) -> tuple[str, str]:
+        hour = int(ts // 3600)
+        off = self._hours.get(hour)
+        if off is None:
+            at = datetime.fromtimestamp(hour * 3600, self.tz)
+            seconds = int(at.utcoffset().total_seconds())  # type: ignore[union-attr]
+            off = self._hours[hour] = (seconds, at.isoformat()[19:])
+        local = int(ts) + off[0]
+        if local % 60 or ts != int(ts):  # not on a whole minute: the slow, exact way
+            at = datetime.fromtimestamp(ts, self.tz)
+            return at.strftime("%Y-%m-%dT%H:%M"), at.isoformat()
+        day, rest = divmod(local, 86400)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = self._days[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
+        minute = prefix + _HHMM[rest // 60]
+        return minute, f"{minute}:00{off[1]}"
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_HHMM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
 
 
 def to_csv(report: dict[str, Any]) -> str:

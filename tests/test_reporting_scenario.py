@@ -419,3 +419,16 @@ async def test_report_api_refusals(store: Store) -> None:
 
 def allow_all(request: Request) -> tuple[Response | None, str | None]:
     return None, None
+
+
+@pytest.mark.parametrize("zone", ["Asia/Jakarta", "Europe/Berlin", "Asia/Kolkata",
+                                  "America/St_Johns"])
+def test_interval_labels_match_the_zone_through_dst(zone: str) -> None:
+    from reporting.report_api import _LocalTime
+
+    tz = ZoneInfo(zone)
+    local = _LocalTime(tz)
+    start = datetime(2026, 3, 28, tzinfo=tz).timestamp()  # Berlin: summer time on the 29th
+    for ts in [start + k * 300 for k in range(2 * 288)] + [start + 7.5, start + 61]:
+        at = datetime.fromtimestamp(ts, tz)
+        assert local.minute_and_iso(ts) == (at.strftime("%Y-%m-%dT%H:%M"), at.isoformat())

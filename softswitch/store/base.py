@@ -188,7 +188,7 @@ def encode_event(event: ReportEvent) -> tuple[float, str, bytes]:
     return (float(event.ts), event.type_name, msgpack.packb(event.to_dict(), use_bin_type=True))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built by the thousand for a report (frozen init is slow)
 class ReportRow:
     """One stored report row (CMS-5): a closed interval (`start` set) or a day's rollup
     (`start` None, `interval_s` 0) of one queue or one agent.
@@ -326,7 +326,8 @@ def summed_rows(kind: str, period: str, records: Sequence[Sequence[Any]],
         name, day, start = r[0], r[1], r[2]
         start = None if start is None else float(start)
         key = start if period == "interval" else (day if period == "day" else "")
-        figures = dict(zip(counts, [float(v or 0.0) for v in r[4:4 + n]], strict=True))
+        # Sums of NOT NULL double columns over at least one row: floats already.
+        figures = dict(zip(counts, r[4:4 + n], strict=True))
         if kind == "agent":
             out.append(ReportRow(kind, name, day, start, float(r[3]), figures,
                                  aux.get((name, key), {}), r[4 + n], r[5 + n]))
