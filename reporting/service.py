@@ -160,6 +160,8 @@ class ReportingService:
         self._queues_seen: dict[str, None] = dict.fromkeys(settings.queues)
         self._stop = asyncio.Event()
         self.ready: Callable[[], bool] = lambda: True  # False: hold clock closes (catch-up)
+        self._snap: dict[str, Any] | None = None
+        self._snap_key: tuple[int, int] | None = None
 
     def apply_settings(self, new: ReportingSettings) -> list[str]:
         """A reloaded config: queues, membership, names, refresh and thresholds apply now;
@@ -398,7 +400,16 @@ class ReportingService:
         return q, a
 
     def snapshot(self, now: float) -> dict[str, Any]:
-        """The real-time view (contract §2), JSON-ready."""
+        """The real-time view (contract §2), JSON-ready. Callers within the same quarter
+        second and version share one (a few ms per thousand agents); do not modify it."""
+        key = (self.version, int(now * 4))
+        if self._snap_key == key and self._snap is not None:
+            return self._snap
+        self._snap = self._snapshot(now)
+        self._snap_key = key
+        return self._snap
+
+    def _snapshot(self, now: float) -> dict[str, Any]:
         s = self.settings
         day = local_day(now, self.tz)
         today_q, today_a = self._figures(now, day)

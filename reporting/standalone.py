@@ -183,7 +183,12 @@ class StandaloneReporting:
                     events.append(decode(m.data))
                 except Exception:
                     log.exception("reporting: undecodable event on %s skipped", m.subject)
-            service.ingest(events)
+            try:
+                service.ingest(events)
+            except Exception:
+                # A bug. Acked all the same: part of the batch is counted already, and a
+                # redelivery would come after later batches (out of order, partly twice).
+                log.exception("reporting: a batch of %d events failed part-way", len(events))
             if msgs:
                 await msgs[-1].ack()  # AckPolicy ALL: the whole batch
             self.caught_up = len(msgs) < BATCH
