@@ -141,6 +141,13 @@ class SipCore:
                 events = self.transactions.receive_response(msg, source, now)
                 return self._process(events, now, wall)
             self.counters.requests[msg.method] += 1
+            # RFC 3261 §17.2.3: a retransmission belongs to its transaction, which answers it
+            # (or absorbs it) without the TU; only requests new to the layer are validated.
+            absorbed = self.transactions.absorb(msg)
+            if absorbed is not None:
+                if self.tracer.active:
+                    self.tracer.request(msg, source)
+                return self._process(absorbed, now, wall)
             # Validate first: it parses the Vias once, and stamp_via reuses that parse.
             check_request(msg, allowed=ALLOWED, supported=SUPPORTED)
             stamp_via(msg, source.host, source.port)

@@ -74,9 +74,12 @@ class Credentials:
     opaque: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class AuthResult:
     """Outcome of checking credentials.
+
+    Read-only by convention: a plain class with a frozen dataclass's constructor, equality,
+    hash and repr (a dataclass ``__init__`` stays generated Python even when this module is
+    compiled: ~0.5 µs against ~0.04 µs).
 
     ``ok`` — the response matched. ``stale`` — the response was computed correctly over a
     nonce of ours that has expired (challenge again with ``stale=true``). ``failure`` — a real
@@ -85,11 +88,28 @@ class AuthResult:
     and an unknown user alike so accounts cannot be enumerated.
     """
 
-    ok: bool
-    username: str
-    stale: bool = False
-    failure: bool = False
-    reason: str = ""
+    __slots__ = ("ok", "username", "stale", "failure", "reason")
+
+    def __init__(self, ok: bool, username: str, stale: bool = False, failure: bool = False,
+                 reason: str = "") -> None:
+        self.ok = ok
+        self.username = username
+        self.stale = stale
+        self.failure = failure
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AuthResult):
+            return NotImplemented
+        return (self.ok, self.username, self.stale, self.failure, self.reason) == (
+            other.ok, other.username, other.stale, other.failure, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.ok, self.username, self.stale, self.failure, self.reason))
+
+    def __repr__(self) -> str:
+        return (f"AuthResult(ok={self.ok!r}, username={self.username!r}, "
+                f"stale={self.stale!r}, failure={self.failure!r}, reason={self.reason!r})")
 
 
 # RFC 7616 §3.4 auth-param: token "=" ( token / quoted-string ), comma separated.
@@ -303,6 +323,10 @@ class DigestAuthenticator:
         return AuthResult(True, user)
 
 
+_HA2: dict[tuple[str, str, str], str] = {}
+_HA2_MAX = 4096
+
+
 def compute_response(method: str, c: Credentials, ha1: str) -> str:
     """The digest ``response`` value for credentials ``c`` (RFC 7616 §3.4.1)."""
     alg = c.algorithm
@@ -311,7 +335,15 @@ def compute_response(method: str, c: Credentials, ha1: str) -> str:
         # RFC 7616 §3.4.2: session variant rehashes HA1 with both nonces.
         ha1 = _h(alg, f"{ha1}:{c.nonce}:{c.cnonce}")
     h = ALGORITHMS[alg]  # looked up once for both hashes below
-    ha2 = h(f"{method}:{c.uri}".encode()).hexdigest()
+    # HA2 = H(method ":" digest-uri) is the same for every REGISTER a phone sends to us:
+    # remembered (a pure function of its inputs; bounded, cleared when full).
+    key = (alg, method, c.uri)
+    ha2 = _HA2.get(key)
+    if ha2 is None:
+        ha2 = h(f"{method}:{c.uri}".encode()).hexdigest()
+        if len(_HA2) >= _HA2_MAX:
+            _HA2.clear()
+        _HA2[key] = ha2
     if c.qop is None:
         # RFC 2069 compatibility (RFC 2617 §3.2.2.1), still sent by old phones.
         return h(f"{ha1}:{c.nonce}:{ha2}".encode()).hexdigest()

@@ -354,6 +354,31 @@ class TransactionLayer:
             return [SendMessage(trying, dest), RequestReceived(txn, request, source)]
         return [RequestReceived(txn, request, source)]
 
+    def absorb(self, request: Request) -> list[TransactionEvent] | None:
+        """§17.2.3 matching ahead of the TU: the events for a retransmission of a request
+        that has an RFC 3261 server transaction, else None (pass it up as `receive_request`
+        would after validation).
+
+        Matching needs only the method and the top Via's branch and sent-by, so a
+        retransmission is absorbed without the TU re-validating what it validated once:
+        under overload, when phones retransmit, that is most of the cost of each copy.
+        ACK (the INVITE's key, RFC 2543 peers, 2xx ACKs) and anything unmatched go on.
+        """
+        method = request.method
+        if method == "ACK":
+            return None
+        try:
+            via = request.top_via
+        except SipError:
+            return None  # the validator answers it
+        branch = via.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            return None
+        txn = self._server.get((branch, via.host, via.port, _METHODS.get(method, method)))
+        if txn is None:
+            return None
+        return self._retransmitted(txn)
+
     @staticmethod
     def _retransmitted(txn: ServerTransaction) -> list[TransactionEvent]:
         state = txn.state

@@ -278,17 +278,52 @@ def _format_params(params: dict[str, str | None]) -> str:
 # URIs
 
 
-@dataclass(slots=True)
 class SipURI:
-    """sip: / sips: URI; `user`, params and headers hold unescaped text."""
+    """sip: / sips: URI; `user`, params and headers hold unescaped text.
 
-    scheme: str
-    user: str | None
-    password: str | None
-    host: str
-    port: int | None = None
-    params: dict[str, str | None] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
+    A plain class with a dataclass's constructor, equality and repr: a dataclass
+    ``__init__`` stays generated Python even when this module is compiled (measured
+    ~0.2 µs against ~0.04 µs a URI here, several per message).
+    """
+
+    __slots__ = ("scheme", "user", "password", "host", "port", "params", "headers")
+
+    def __init__(
+        self,
+        scheme: str,
+        user: str | None,
+        password: str | None,
+        host: str,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.params: dict[str, str | None] = {} if params is None else params
+        self.headers: dict[str, str] = {} if headers is None else headers
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SipURI):
+            return NotImplemented
+        return (
+            self.scheme == other.scheme and self.user == other.user
+            and self.password == other.password and self.host == other.host
+            and self.port == other.port and self.params == other.params
+            and self.headers == other.headers
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"SipURI(scheme={self.scheme!r}, user={self.user!r}, password={self.password!r}, "
+            f"host={self.host!r}, port={self.port!r}, params={self.params!r}, "
+            f"headers={self.headers!r})"
+        )
 
     @property
     def is_ipv6(self) -> bool:
@@ -580,14 +615,41 @@ def _general_name_addr(text: str) -> NameAddr:
 # Via (RFC 3261 §20.42, §18.2.1; RFC 3581)
 
 
-@dataclass(slots=True)
 class Via:
-    """One via-parm; `transport` upper-case (``UDP``, ``TCP``, ``TLS``, ``WS``, ``WSS``...)."""
+    """One via-parm; `transport` upper-case (``UDP``, ``TCP``, ``TLS``, ``WS``, ``WSS``...).
 
-    transport: str
-    host: str
-    port: int | None = None
-    params: dict[str, str | None] = field(default_factory=dict)
+    A plain class with a dataclass's constructor, equality and repr (see `SipURI`).
+    """
+
+    __slots__ = ("transport", "host", "port", "params")
+
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.params: dict[str, str | None] = {} if params is None else params
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Via):
+            return NotImplemented
+        return (
+            self.transport == other.transport and self.host == other.host
+            and self.port == other.port and self.params == other.params
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Via(transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+            f"params={self.params!r})"
+        )
 
     @property
     def branch(self) -> str | None:
