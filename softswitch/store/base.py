@@ -245,24 +245,39 @@ def report_values(row: ReportRow) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def rollup_sql(kind: str, where: str) -> list[str]:
+def rollup_sql(kind: str, where: str, dialect: str) -> list[str]:
     """Statements recomputing the day rows of `kind` for the days `where` selects (a
     condition on `day`) from the stored intervals: delete, then sum (max for max_wait, first
-    login, last logoff)."""
+    login, last logoff).
+
+    Sums run in interval order: floating-point addition is not associative, and the day rows
+    of a rebuild must equal the live ones to the last bit, whatever order the rows were
+    written or stored in (PostgreSQL: ORDER BY in the aggregate; SQLite: an ordered source).
+    """
+    if dialect == "postgres":
+        def agg(fn: str, c: str) -> str:
+            return f"{fn}({c} ORDER BY start_ts)" if fn == "sum" else f"{fn}({c})"
+        source = f"report_{kind}_intervals AS i WHERE {where}"
+        aux_source = f"report_agent_interval_aux AS x WHERE {where}"
+    else:
+        def agg(fn: str, c: str) -> str:
+            return f"{fn}({c})"
+        source = (f"(SELECT * FROM report_{kind}_intervals WHERE {where}"
+                  f" ORDER BY {kind}, day, start_ts) AS i")
+        aux_source = (f"(SELECT * FROM report_agent_interval_aux WHERE {where}"
+                      " ORDER BY agent, day, reason, start_ts) AS x")
     aggs = []
     for c in report_columns(kind):
-        fn = {"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum")
-        aggs.append(f"{fn}({c})")
+        aggs.append(agg({"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum"), c))
     cols = ", ".join(report_columns(kind))
     out = [f"DELETE FROM report_{kind}_days WHERE {where}",
            f"INSERT INTO report_{kind}_days ({kind}, day, {cols})"
-           f" SELECT {kind}, day, {', '.join(aggs)} FROM report_{kind}_intervals"
-           f" WHERE {where} GROUP BY {kind}, day"]
+           f" SELECT {kind}, day, {', '.join(aggs)} FROM {source} GROUP BY {kind}, day"]
     if kind == "agent":
         out += ["DELETE FROM report_agent_day_aux WHERE " + where,
                 "INSERT INTO report_agent_day_aux (agent, day, reason, seconds)"
-                " SELECT agent, day, reason, sum(seconds) FROM report_agent_interval_aux"
-                f" WHERE {where} GROUP BY agent, day, reason"]
+                f" SELECT agent, day, reason, {agg('sum', 'seconds')} FROM {aux_source}"
+                " GROUP BY agent, day, reason"]
     return out
 
 

@@ -328,7 +328,7 @@ class PostgresStore(Store):
     async def _rollup(conn: asyncpg.Connection, days: Sequence[str]) -> None:
         chosen = sorted(set(days))
         for kind in ("queue", "agent"):
-            for sql in rollup_sql(kind, "day = ANY($1::text[])"):
+            for sql in rollup_sql(kind, "day = ANY($1::text[])", "postgres"):
                 await conn.execute(sql, chosen)
 
     async def write_report_rows(self, rows: Sequence[ReportRow]) -> None:

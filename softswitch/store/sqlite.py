@@ -316,7 +316,7 @@ class SqliteStore(Store):
             chunk = days[i:i + 500]
             where = f"day IN ({', '.join('?' * len(chunk))})"
             for kind in ("queue", "agent"):
-                for sql in rollup_sql(kind, where):
+                for sql in rollup_sql(kind, where, "sqlite"):
                     await db.execute(sql, chunk)
 
     async def write_report_rows(self, rows: Sequence[ReportRow]) -> None:
