@@ -195,6 +195,13 @@ timezone = "{scenario.TZ}"
                  x["abandon_rate"]) for x in r.json()["rows"]] == [
             ("sales", 5.0, 3.0, 2 / 3, 0.0), ("support", 4.0, 2.0, 2 / 3, 0.25)]
 
+        # Its /metrics (reporting/prometheus.py) and live snapshot (reporting/web.py).
+        async with httpx.AsyncClient(timeout=5) as http:
+            metrics = (await http.get(f"{base}/metrics")).text
+            live = (await http.get(f"{base}/api/live")).json()
+        assert 'softswitch_queue_calls_offered_total{queue="sales"} 5.0' in metrics
+        assert live["totals"]["queues"]["support"]["offered"] == 4.0
+
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), 20) == 0
     finally:
