@@ -147,7 +147,8 @@ class ReportingService:
         self._changed = asyncio.Event()
         self._boundary = float("-inf")  # end of the open interval (first event sets it)
         self.pending: list[ReportRow] = []  # closed rows not stored yet
-        self.persist_after: float | None = None  # rows starting at or before: stored already
+        # During a replay: rows starting at or before this are stored already (not rewritten)
+        self.persist_after: float | None = None
         self.rows_closed = 0
         self.rows_written = 0
         self.write_failures = 0
@@ -287,6 +288,9 @@ class ReportingService:
                 self._close(cut)
                 if self.rows_closed != before:
                     self._bump()
+            # Recovery ends with the first clock close after the replay: from then on every
+            # closed interval is new, whatever the stored rows' times.
+            self.persist_after = None
         if self.alerts is not None:
             changes = self.alerts.evaluate(now, self._alert_live(now))
             if changes:
