@@ -462,3 +462,20 @@ async def test_simulated_hour_live_equals_rebuild(store: Store) -> None:
     assert (result.changed, result.added, result.removed) == (0, 0, 0), result.differences
     assert result.rows == len(before[0]) + len(before[1])
     assert await stored(store) == before
+
+
+@pytest.mark.parametrize("minutes", [5, 10, 30, 60])
+async def test_every_interval_length_gives_the_same_day(store: Store, minutes: int) -> None:
+    """CMS-5 interval lengths: the morning's day rollups do not depend on the bucket size;
+    each interval row is one bucket of that size."""
+    events = morning()
+    s = settings()
+    s.interval_s = minutes * 60.0
+    service = ReportingService(store, s)
+    await feed(service, store, events, 0, 70)
+    q_int, a_int, q_day, a_day = await stored(store)
+    assert {r.interval_s for r in q_int + a_int} == {minutes * 60.0}
+    assert all((r.start or 0) % (minutes * 60) == 0 for r in q_int + a_int)
+    assert (q_day, a_day) == (QUEUE_DAYS, AGENT_DAYS)
+    result = await rebuild(store, s, DAY, DAY, now=T0 + 3 * 3600, write=False)
+    assert (result.changed, result.added, result.removed) == (0, 0, 0), result.differences
