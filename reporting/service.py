@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover
     AlertEngine = None  # type: ignore[assignment,misc]
 
 __all__ = ["RebuildResult", "ReportingService", "ReportingSettings", "day_bounds", "rebuild",
-           "settings_from_config"]
+           "replay_start", "settings_from_config"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,12 @@ def day_bounds(day: str | date, tz: str) -> tuple[float, float]:
     start = datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()
     n = d + timedelta(days=1)
     return start, datetime(n.year, n.month, n.day, tzinfo=zone).timestamp()
+
+
+def replay_start(now: float, settings: ReportingSettings) -> float:
+    """Where a restarted service replays from: local midnight of `now` minus the look-back."""
+    return day_bounds(local_day(now, settings.timezone), settings.timezone)[0] \
+        - settings.replay_lookback_s
 
 
 def _report_row(row: IntervalRow, tz: str) -> ReportRow:
@@ -261,7 +267,7 @@ class ReportingService:
             return
         self.persist_after = await self.store.last_report_interval()
         now = self.clock()
-        since = day_bounds(local_day(now, self.tz), self.tz)[0] - self.settings.replay_lookback_s
+        since = replay_start(now, self.settings)
         after = await self.store.first_event_seq(since)
         replayed = 0
         while batch := await self.store.read_events(after_seq=after, limit=REPLAY_BATCH):

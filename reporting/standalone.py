@@ -33,9 +33,9 @@ import uvicorn
 from reporting.bus import NatsBus, decode
 from reporting.events import ReportEvent
 from reporting.server import make_reporting_app
-from reporting.service import ReportingService, day_bounds, local_day, settings_from_config
+from reporting.service import ReportingService, replay_start, settings_from_config
 
-__all__ = ["StandaloneReporting"]
+__all__ = ["StandaloneReporting", "StreamFeed"]
 
 log = logging.getLogger("softswitch.reporting")
 
@@ -48,70 +48,45 @@ class _Server(uvicorn.Server):
         yield  # the runner owns the signals
 
 
-class StandaloneReporting:
-    def __init__(self, config: Any, store: Any, *, clock: Any = time.time) -> None:
-        self.config = config
-        self.store = store
-        self.clock = clock
-        self.bus: NatsBus | None = None
-        self.service: ReportingService | None = None
+class StreamFeed:
+    """A ReportingService fed from the JetStream stream: replay since `since` up to the
+    stream's last sequence now, then a consumer from there (module docstring). `durable`
+    None: an ephemeral consumer starting right after the replay (the switch's embedded
+    service; its state dies with the process and is replayed again at the next start)."""
+
+    def __init__(self, bus: NatsBus, service: ReportingService, *,
+                 durable: str | None) -> None:
+        self.bus, self.service, self.durable = bus, service, durable
         self.caught_up = False
         self.replayed = 0
         self.skipped = 0
         self.last_seq = 0
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._http: _Server | None = None
         self._sub: Any = None
+        self._task: asyncio.Task[None] | None = None
 
-    # -- start ----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        ev = self.config.events
-        self.bus = bus = NatsBus(ev.nats_url, stream=ev.nats_stream,
-                                 subject_prefix=ev.nats_subject_prefix)
-        await bus.start()
-        settings = settings_from_config(self.config)
-        self.service = service = ReportingService(self.store, settings, publish=bus.publish,
-                                                  clock=self.clock)
-        service.ready = lambda: self.caught_up
-        await self._start_http()
-        service.persist_after = await self.store.last_report_interval()
-        info = await bus.js.stream_info(ev.nats_stream)
+    async def start(self, since: float) -> None:
+        info = await self.bus.js.stream_info(self.bus.stream)
         self.last_seq = int(info.state.last_seq)
-        now = self.clock()
-        since = day_bounds(local_day(now, settings.timezone), settings.timezone)[0] \
-            - settings.replay_lookback_s
         await self._replay(since)
         log.info("reporting: %d events replayed from the stream (up to seq %d)",
                  self.replayed, self.last_seq)
         await self._subscribe()
-        self._tasks.append(asyncio.create_task(self._consume(), name="reporting-consumer"))
-        self._tasks.append(asyncio.create_task(service.run(), name="reporting-ticks"))
+        self._task = asyncio.create_task(self._consume(), name="reporting-consumer")
 
-    async def _start_http(self) -> None:
-        host, _, port = self.config.reporting.listen.rpartition(":")
-        app = make_reporting_app(lambda: self.service, lambda: self.store,
-                                 lambda: self.config, ready=lambda: self.caught_up,
-                                 stats=lambda: {"replayed": self.replayed,
-                                                "skipped": self.skipped},
-                                 clock=self.clock)
-        cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
-                             lifespan="off", access_log=False, loop="none")
-        self._http = server = _Server(cfg)
-        cfg.load()
-        server.lifespan = cfg.lifespan_class(cfg)
-        try:
-            await server.startup()
-        except SystemExit:
-            server.should_exit = True
-        if server.should_exit or not server.started:
-            raise OSError(f"cannot listen for HTTP on {self.config.reporting.listen}")
-        self._tasks.append(asyncio.create_task(server.main_loop(), name="reporting-http"))
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()  # a durable keeps its position
+            self._sub = None
 
     async def _replay(self, since: float) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        assert self.bus is not None and self.service is not None
         if self.last_seq == 0:
             return
         sub = await self.bus.js.pull_subscribe(
@@ -143,9 +118,16 @@ class StandaloneReporting:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
-        assert self.bus is not None
-        durable = self.config.reporting.durable
+        durable = self.durable
         js = self.bus.js
+        if durable is None:
+            self._sub = await js.pull_subscribe(
+                f"{self.bus.prefix}.>", stream=self.bus.stream,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                      opt_start_seq=self.last_seq + 1,
+                                      ack_policy=AckPolicy.ALL, ack_wait=30,
+                                      max_ack_pending=10 * BATCH, inactive_threshold=60))
+            return
         try:
             await js.consumer_info(self.bus.stream, durable)
         except NotFoundError:
@@ -160,7 +142,6 @@ class StandaloneReporting:
     async def _consume(self) -> None:
         import nats.errors
 
-        assert self.service is not None
         service = self.service
         while True:
             try:
@@ -193,14 +174,63 @@ class StandaloneReporting:
                 await msgs[-1].ack()  # AckPolicy ALL: the whole batch
             self.caught_up = len(msgs) < BATCH
 
+
+class StandaloneReporting:
+    def __init__(self, config: Any, store: Any, *, clock: Any = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.bus: NatsBus | None = None
+        self.service: ReportingService | None = None
+        self.feed: StreamFeed | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._http: _Server | None = None
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        ev = self.config.events
+        self.bus = bus = NatsBus(ev.nats_url, stream=ev.nats_stream,
+                                 subject_prefix=ev.nats_subject_prefix)
+        await bus.start()
+        settings = settings_from_config(self.config)
+        self.service = service = ReportingService(self.store, settings, publish=bus.publish,
+                                                  clock=self.clock)
+        await self._start_http()
+        service.persist_after = await self.store.last_report_interval()
+        since = replay_start(self.clock(), settings)
+        self.feed = StreamFeed(bus, service, durable=self.config.reporting.durable)
+        service.ready = lambda: self.feed is not None and self.feed.caught_up
+        await self.feed.start(since)
+        self._tasks.append(asyncio.create_task(service.run(), name="reporting-ticks"))
+
+    async def _start_http(self) -> None:
+        host, _, port = self.config.reporting.listen.rpartition(":")
+        app = make_reporting_app(lambda: self.service, lambda: self.store,
+                                 lambda: self.config,
+                                 ready=lambda: self.feed is not None and self.feed.caught_up,
+                                 stats=lambda: {"replayed": self.feed.replayed,
+                                                "skipped": self.feed.skipped}
+                                 if self.feed is not None else {},
+                                 clock=self.clock)
+        cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
+                             lifespan="off", access_log=False, loop="none")
+        self._http = server = _Server(cfg)
+        cfg.load()
+        server.lifespan = cfg.lifespan_class(cfg)
+        try:
+            await server.startup()
+        except SystemExit:
+            server.should_exit = True
+        if server.should_exit or not server.started:
+            raise OSError(f"cannot listen for HTTP on {self.config.reporting.listen}")
+        self._tasks.append(asyncio.create_task(server.main_loop(), name="reporting-http"))
+
     # -- run / stop -----------------------------------------------------------------------
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            if task.get_name() == "reporting-consumer":
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        if self.feed is not None:
+            await self.feed.stop()
         if self.service is not None:
             self.service.stop()  # the final tick stores what is closed
         for task in self._tasks:
@@ -215,9 +245,6 @@ class StandaloneReporting:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()  # the durable keeps its position
         if self.bus is not None:
             await self.bus.close()
 

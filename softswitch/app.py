@@ -25,7 +25,12 @@ from media.player import load_clip
 from media.relay import RtpRelay
 from reporting.bus import EventBus, LocalBus, NatsBus
 from reporting.events import CallEnded, ReportEvent
-from reporting.service import ReportingService, ReportingSettings, settings_from_config
+from reporting.service import (
+    ReportingService,
+    ReportingSettings,
+    replay_start,
+    settings_from_config,
+)
 from softswitch.b2bua import (
     B2bua,
     Bridge,
@@ -132,6 +137,7 @@ class Switch:
         # The CMS reporting service when [reporting] embedded (else `softswitch reporting`).
         self.reporting: ReportingService | None = None
         self._reporting_task: asyncio.Task[None] | None = None
+        self._reporting_feed: Any = None  # StreamFeed when the bus is NATS
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -235,6 +241,8 @@ class Switch:
             self._run_commands()
             if self._cdr_tasks:
                 await asyncio.gather(*self._cdr_tasks, return_exceptions=True)
+        if self._reporting_feed is not None:
+            await self._reporting_feed.stop()
         if self.reporting is not None and self._reporting_task is not None:
             # Its final tick stores every interval closed by now (the open one is rebuilt
             # from the event log at the next start).
@@ -472,11 +480,20 @@ class Switch:
         assert self.bus is not None
         service = ReportingService(self.store, settings_from_config(cfg),
                                    publish=self.bus.publish)
-        await service.start()
-        # Local bus: called synchronously in the publisher's turn, in publish order. NATS:
-        # an ephemeral consumer (each node's service sees every event from now on).
-        await self.bus.subscribe(service.ingest if isinstance(self.bus, LocalBus)
-                                 else service.on_events)
+        if isinstance(self.bus, NatsBus):
+            # Replayed from the stream, then an ephemeral consumer right after the replay:
+            # every node's service sees every event (reporting/standalone.py).
+            from reporting.standalone import StreamFeed
+
+            assert self.store is not None
+            service.persist_after = await self.store.last_report_interval()
+            feed = self._reporting_feed = StreamFeed(self.bus, service, durable=None)
+            service.ready = lambda: feed.caught_up
+            await feed.start(replay_start(time.time(), service.settings))
+        else:
+            await service.start()  # replays the store's event log
+            # Called synchronously in the publisher's turn, in publish order.
+            await self.bus.subscribe(service.ingest)
         self.reporting = service
         self._reporting_task = asyncio.create_task(service.run(), name="reporting")
 

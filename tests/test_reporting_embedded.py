@@ -18,14 +18,29 @@ from softswitch.config import load_config
 from softswitch.store import open_store
 from tests import test_reporting_standalone as moved
 from tests.switchkit import wait_for, write_config
+from tests.test_reporting_standalone import nats_names  # noqa: F401 (a fixture)
 
 
 async def test_embedded_service_stores_serves_and_recovers(store_url: str,
                                                            tmp_path: Path) -> None:
+    await embedded(store_url, tmp_path, None)
+
+
+async def test_embedded_service_on_nats(store_url: str, tmp_path: Path,
+                                        nats_names: dict[str, str]) -> None:  # noqa: F811
+    """The same with [events] bus = "nats": fed by the stream, replayed from it at the restart."""
+    await embedded(store_url, tmp_path, nats_names)
+
+
+async def embedded(store_url: str, tmp_path: Path, names: dict[str, str] | None) -> None:
     files = write_config(tmp_path, store_url=store_url)
     cfg = load_config(files.path)
     cfg = cfg.model_copy(update={"reporting": cfg.reporting.model_copy(
         update={"sl_thresholds": {"support": 30}})})
+    if names is not None:
+        cfg = cfg.model_copy(update={"events": cfg.events.model_copy(update={
+            "bus": "nats", "nats_url": moved.NATS_URL, "nats_stream": names["stream"],
+            "nats_subject_prefix": names["prefix"]})})
     events = [e for e in moved.morning() if e.type_name != "config_applied"]
     events.append(moved.rep.ConfigApplied(ts=moved.T0 + 2760, component="test", version=1))
     day = moved.DAY
@@ -46,7 +61,7 @@ async def test_embedded_service_stores_serves_and_recovers(store_url: str,
             rows: list[dict[str, object]] = r.json()["rows"]
             return rows if len(rows) == 5 else None
 
-        rows = await wait_for(interval_rows, timeout=20, what="5 queue interval rows")
+        rows = await wait_for(interval_rows, timeout=30, what="5 queue interval rows")
         assert [(x["queue"], x["period"][-5:], x["offered"], x["service_level"])
                 for x in rows] == [
             ("sales", "08:00", 3.0, 0.5), ("support", "08:00", 2.0, 0.5),
@@ -60,7 +75,11 @@ async def test_embedded_service_stores_serves_and_recovers(store_url: str,
     try:
         before = await store.read_report_rows("agent", "interval")
         assert len(before) == 8
-        assert len(await store.read_events(limit=1000)) >= len(events)
+
+        async def logged() -> bool:  # NATS: the switch's event-log consumer writes it
+            return len(await store.read_events(limit=1000)) >= len(events)
+
+        await wait_for(logged, timeout=20, what="the event log written")
     finally:
         await store.close()
 
