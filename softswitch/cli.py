@@ -165,7 +165,8 @@ def _reporting(config: str) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from reporting.service import rebuild, settings_from_config
+    from reporting.rebuild import rebuild
+    from reporting.service import settings_from_config
     from softswitch.store import StoreError, open_store
 
     cfg = _load(args.config)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from reporting.service import rebuild, settings_from_config
+from reporting.rebuild import rebuild
+from reporting.service import settings_from_config
 from softswitch.app import Switch
 from softswitch.config import load_config
 from softswitch.store import open_store

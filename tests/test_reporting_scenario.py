@@ -39,8 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from reporting import events as rep
+from reporting.rebuild import rebuild
 from reporting.report_api import report_routes
-from reporting.service import ReportingService, ReportingSettings, rebuild
+from reporting.service import ReportingService, ReportingSettings
 from softswitch.store import Store
 from softswitch.store.base import ReportRow
 
