@@ -15,10 +15,11 @@ When an interval closes, deterministically:
 Crash safety: rows already stored are never rewritten by a restart. On `start()` the service
 replays the store's event log from local midnight minus `replay_lookback_s` (agent states
 reach back over midnight) to rebuild the open intervals and today's figures; rows closed
-during the replay that the store already holds are not written again. The standalone process
-(reporting/standalone.py) replays from the JetStream stream instead, via `on_events`.
+during the replay that the store already holds are not written again. On NATS,
+`StreamFeed` (reporting/standalone.py) replays from the JetStream stream instead.
 
-This module imports nothing of ``softswitch`` (the store is duck-typed to its interface).
+Of ``softswitch`` this module imports only the store's `ReportRow` (a plain dataclass); the
+store itself and the config are duck-typed.
 """
 
 from __future__ import annotations
