@@ -84,8 +84,8 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
                      params: dict[str, str], restrict_to: str | None = None) -> dict[str, Any]:
     """The report `params` ask for (the API's query parameters), as the JSON document."""
     tz = ZoneInfo(settings.timezone)
-    unknown = set(params) - {"from", "to", "group", "metrics", "format", "queues", "agents",
-                             "by"}
+    names_param = "queues" if kind == "queue" else "agents"
+    unknown = set(params) - {"from", "to", "group", "metrics", "format", names_param, "by"}
     if unknown:
         raise ReportError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     group = params.get("group", "day")
@@ -109,7 +109,7 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
         raise ReportError(f"to ({p_to}) must be after from ({p_from})")
     if end - start > MAX_DAYS * 86400 + 7200:
         raise ReportError(f"range too long: at most {MAX_DAYS} days")
-    names = _names(params.get("queues" if kind == "queue" else "agents"))
+    names = _names(params.get(names_param))
     if restrict_to is not None:
         names = [restrict_to]
     whole = whole_from and whole_to

@@ -410,6 +410,7 @@ async def test_report_api_refusals(store: Store) -> None:
                               ({"from": DAY, "to": "2026-11-22"}, "must be after"),
                               ({"from": DAY, "format": "xml"}, "format"),
                               ({"from": DAY, "by": "team"}, "by"),
+                              ({"from": DAY, "queues": "sales"}, "queues"),
                               ({"from": DAY, "colour": "red"}, "colour")):
             r = await http.get("/api/reports/agents", params=params)
             assert r.status_code == 400 and fault in r.json()["error"], (params, r.text)
