@@ -34,33 +34,20 @@ class RegistrarSettings:
     max_contacts: int = 10
 
 
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class RegisterOutcome:
     """What happened, for logs and metrics: ``kind`` is one of registered, unregistered,
-    queried, challenged, auth_failed, blocked, rejected.
+    queried, challenged, auth_failed, blocked, rejected. Read-only by convention: see
+    `softswitch.sip.digest.Credentials` for why not frozen=True and why __init__ is written."""
 
-    Read-only by convention: a plain class with a frozen dataclass's constructor, equality,
-    hash and repr, two per registration (a dataclass ``__init__`` stays generated Python
-    even when this module is compiled).
-    """
-
-    __slots__ = ("kind", "aor", "contacts")
+    kind: str
+    aor: str
+    contacts: tuple[str, ...]
 
     def __init__(self, kind: str, aor: str = "", contacts: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.aor = aor
         self.contacts = contacts
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RegisterOutcome):
-            return NotImplemented
-        return (self.kind, self.aor, self.contacts) == (other.kind, other.aor, other.contacts)
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.aor, self.contacts))
-
-    def __repr__(self) -> str:
-        return (f"RegisterOutcome(kind={self.kind!r}, aor={self.aor!r}, "
-                f"contacts={self.contacts!r})")
 
 
 class AuthThrottle:

@@ -58,7 +58,11 @@ def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str
     return _h(algorithm, f"{username}:{realm}:{password}")
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only by convention (not frozen=True): a frozen dataclass sets its fields through
+# object.__setattr__, and its generated __init__ stays Python code even when this module is
+# compiled with mypyc (measured 506 ns against 58 ns for the written-out one). Equality, hash,
+# repr and dataclasses.replace are the dataclass's.
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Credentials:
     """The parameters of an Authorization / Proxy-Authorization header (RFC 7616 §3.4)."""
 
@@ -67,19 +71,40 @@ class Credentials:
     nonce: str
     uri: str
     response: str
-    algorithm: str = "MD5"
-    qop: str | None = None
-    nc: str | None = None
-    cnonce: str | None = None
-    opaque: str | None = None
+    algorithm: str
+    qop: str | None
+    nc: str | None
+    cnonce: str | None
+    opaque: str | None
+
+    def __init__(
+        self,
+        username: str,
+        realm: str,
+        nonce: str,
+        uri: str,
+        response: str,
+        algorithm: str = "MD5",
+        qop: str | None = None,
+        nc: str | None = None,
+        cnonce: str | None = None,
+        opaque: str | None = None,
+    ) -> None:
+        self.username = username
+        self.realm = realm
+        self.nonce = nonce
+        self.uri = uri
+        self.response = response
+        self.algorithm = algorithm
+        self.qop = qop
+        self.nc = nc
+        self.cnonce = cnonce
+        self.opaque = opaque
 
 
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class AuthResult:
-    """Outcome of checking credentials.
-
-    Read-only by convention: a plain class with a frozen dataclass's constructor, equality,
-    hash and repr (a dataclass ``__init__`` stays generated Python even when this module is
-    compiled: ~0.5 µs against ~0.04 µs).
+    """Outcome of checking credentials (read-only by convention, see `Credentials`).
 
     ``ok`` — the response matched. ``stale`` — the response was computed correctly over a
     nonce of ours that has expired (challenge again with ``stale=true``). ``failure`` — a real
@@ -88,7 +113,11 @@ class AuthResult:
     and an unknown user alike so accounts cannot be enumerated.
     """
 
-    __slots__ = ("ok", "username", "stale", "failure", "reason")
+    ok: bool
+    username: str
+    stale: bool
+    failure: bool
+    reason: str
 
     def __init__(self, ok: bool, username: str, stale: bool = False, failure: bool = False,
                  reason: str = "") -> None:
@@ -97,19 +126,6 @@ class AuthResult:
         self.stale = stale
         self.failure = failure
         self.reason = reason
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AuthResult):
-            return NotImplemented
-        return (self.ok, self.username, self.stale, self.failure, self.reason) == (
-            other.ok, other.username, other.stale, other.failure, other.reason)
-
-    def __hash__(self) -> int:
-        return hash((self.ok, self.username, self.stale, self.failure, self.reason))
-
-    def __repr__(self) -> str:
-        return (f"AuthResult(ok={self.ok!r}, username={self.username!r}, "
-                f"stale={self.stale!r}, failure={self.failure!r}, reason={self.reason!r})")
 
 
 # RFC 7616 §3.4 auth-param: token "=" ( token / quoted-string ), comma separated.

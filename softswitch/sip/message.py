@@ -382,8 +382,14 @@ class _Message:
         if value is None:
             vias = cache.get("vias")
             if vias is None:
-                line = self._one("via", "Via")
-                value = _parse_header(parse_via, line, "Via")[0]
+                lines = (self.headers._index or self.headers._idx()).get("via")
+                if not lines:
+                    raise SipError(400, "Missing Via header")
+                parsed = _parse_header(parse_via, lines[0], "Via")
+                value = parsed[0]
+                if len(lines) == 1 and len(parsed) <= MAX_VIAS:
+                    # That was every Via: `vias` (the validator's) need not parse it again.
+                    cache["vias"] = parsed
             elif vias:
                 value = vias[0]
             else:
