@@ -291,8 +291,12 @@ def _local_tag(request: Request) -> str:
     # RFC 3261 §8.2.6.2: every response but 100 tags To; stable across retransmissions.
     # Raw header values, so a malformed CSeq being answered cannot raise here.
     raw = (request.headers.get("Call-ID"), request.headers.get("CSeq"), "tag")
-    return format(hash(raw) & 0xFFFFFFFF, "08x")
+    return "%08x" % (hash(raw) & 0xFFFFFFFF)
+
+
+_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
 
 
 def _status_class(status: int) -> str:
-    return f"{status // 100}xx"
+    cls = status // 100
+    return _CLASSES[cls] if 0 <= cls < 7 else f"{cls}xx"
