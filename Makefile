@@ -38,7 +38,7 @@ test: $(BIN)/.installed peers native
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check softswitch acd media reporting tests benchmarks
-	$(BIN)/mypy softswitch
+	$(BIN)/mypy softswitch acd media reporting
 
 # Benchmarks (not tests): figures go to benchmarks/RESULTS.md by hand, with the command.
 bench: $(BIN)/.installed peers native
