@@ -19,23 +19,31 @@ only their own rows on agents. Faults are 400 with ``{"error": ...}`` naming the
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import math
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, SL_FORMULAS
 from reporting.service import ReportingSettings, day_bounds
+from softswitch.store.base import ReportRow, report_key
 
-__all__ = ["METRICS", "ReportError", "report_routes", "run_report"]
+__all__ = ["METRICS", "ReportError", "ReportQuery", "make_cursor", "parse_report",
+           "report_page", "report_routes", "run_report"]
 
 QUEUE_DERIVED = ("service_level", "abandon_rate", "asa_s", "aht_s", "avg_acw_s", "avg_talk_s")
 AGENT_DERIVED = ("occupancy", "aht_s")
@@ -45,6 +53,9 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 GROUPS = ("interval", "day", "total")
 MAX_DAYS = 400
+DEFAULT_LIMIT = 5000  # rows of a JSON page unless `limit` asks otherwise
+MAX_LIMIT = 50_000  # the most `limit` gives (larger asks are clamped)
+CSV_BATCH = 2000  # rows read (and sent) at a time by a CSV stream
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MINUTE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
@@ -80,12 +91,40 @@ def _iso(ts: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat()
 
 
-async def run_report(store: Any, settings: ReportingSettings, kind: str,
-                     params: dict[str, str], restrict_to: str | None = None) -> dict[str, Any]:
-    """The report `params` ask for (the API's query parameters), as the JSON document."""
+@dataclass(slots=True)
+class ReportQuery:
+    """A parsed report request: what to read (`source`, bounds, names) and how to show it."""
+
+    kind: str
+    group: str
+    by_all: bool
+    metrics: list[str]
+    p_from: str
+    p_to: str
+    tz: ZoneInfo
+    source: str  # "day" (whole days: the rollups) or "interval"
+    bounds: dict[str, Any]  # start/end or first_day/last_day for the store
+    names: list[str] | None
+    start: float  # the range's start (the label of a total)
+    limit: int | None  # rows of this page; None: all (CSV)
+    after: tuple[Any, ...] | None  # keyset of the previous page's last row
+    params: dict[str, str]  # the query as given (less after/limit/format), for next links
+
+    def read_args(self) -> dict[str, Any]:
+        return {**self.bounds, "names": self.names, "combine": self.by_all,
+                "after": self.after}
+
+
+def parse_report(settings: ReportingSettings, kind: str, params: dict[str, str],
+                 restrict_to: str | None = None, *, paged: bool = True,
+                 default_limit: int = DEFAULT_LIMIT,
+                 max_limit: int = MAX_LIMIT) -> ReportQuery:
+    """The request `params` (the API's query parameters but ``format``) or ReportError.
+    `paged`: a limit applies by default (JSON); else only when given (CSV)."""
     tz = ZoneInfo(settings.timezone)
     names_param = "queues" if kind == "queue" else "agents"
-    unknown = set(params) - {"from", "to", "group", "metrics", "format", names_param, "by"}
+    unknown = set(params) - {"from", "to", "group", "metrics", names_param, "by", "limit",
+                             "after"}
     if unknown:
         raise ReportError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     group = params.get("group", "day")
@@ -112,43 +151,114 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
     names = _names(params.get(names_param))
     if restrict_to is not None:
         names = [restrict_to]
-    whole = whole_from and whole_to
     by = params.get("by", kind)
     if by not in (kind, "all"):
         raise ReportError(f"by: must be {kind} or all, got {by!r}")
-    first_day = datetime.fromtimestamp(start, tz).date().isoformat()
-    last_day = datetime.fromtimestamp(end - 1, tz).date().isoformat()
+    if settings.sl_formula not in SL_FORMULAS:
+        raise ReportError(f"unknown service level formula {settings.sl_formula!r}")
+    limit: int | None = default_limit if paged else None
+    if "limit" in params:
+        text = params["limit"]
+        if not text.isdigit() or int(text) < 1:
+            raise ReportError(f"limit: must be a whole number from 1 to {max_limit}, "
+                              f"got {text!r}")
+        limit = int(text)
+    if limit is not None:
+        limit = min(limit, max_limit)
+    after = _parse_cursor(params["after"], kind, group, by == "all") \
+        if "after" in params else None
     # Whole days come from the day rollups; a time range (or intervals) from interval rows.
     # The store sums (SQL), so only the report's own rows reach Python.
-    if group != "interval" and whole:
-        rows = await store.sum_report_rows(kind, "day", group, first_day=first_day,
-                                           last_day=last_day, names=names,
-                                           combine=by == "all")
+    if group != "interval" and whole_from and whole_to:
+        source = "day"
+        bounds: dict[str, Any] = {
+            "first_day": datetime.fromtimestamp(start, tz).date().isoformat(),
+            "last_day": datetime.fromtimestamp(end - 1, tz).date().isoformat()}
     else:
-        rows = await store.sum_report_rows(kind, "interval", group, start=start, end=end,
-                                           names=names, combine=by == "all")
-    formula = settings.sl_formula
-    if formula not in SL_FORMULAS:
-        raise ReportError(f"unknown service level formula {formula!r}")
-    local = _LocalTime(tz)
-    starts: dict[Any, tuple[str, str]] = {}  # period key → (period, ISO start), formatted once
-    out_rows = []
-    for r in rows:
+        source, bounds = "interval", {"start": start, "end": end}
+    kept = {k: v for k, v in params.items() if k not in ("after", "limit")}
+    return ReportQuery(kind, group, by == "all", metrics, p_from, p_to, tz, source, bounds,
+                       names, start, limit, after, kept)
+
+
+def _keyset_len(group: str, by_all: bool) -> int:
+    return (group != "total") + (not by_all)
+
+
+def make_cursor(group: str, key: tuple[Any, ...]) -> str:
+    """The opaque ``after=`` token of a page's last row (its keyset `key`)."""
+    raw = json.dumps([group, *key], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _parse_cursor(token: str, kind: str, group: str, by_all: bool) -> tuple[Any, ...]:
+    fault = ReportError("after: not a cursor of this report (pass the next link's as given)")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = json.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError):
+        raise fault from None
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        raise fault
+    if value[0] != group:
+        raise ReportError(f"after: a cursor of a group={value[0]} report, this one is "
+                          f"group={group}")
+    key = value[1:]
+    if _keyset_len(group, by_all) == 0:
+        raise ReportError("after: a total of everything (by=all) is one row; no pages")
+    if len(key) != _keyset_len(group, by_all):
+        raise fault
+    if group == "interval" and not (isinstance(key[0], int | float)
+                                    and not isinstance(key[0], bool)
+                                    and math.isfinite(key[0])):
+        raise fault
+    if group == "day" and not (isinstance(key[0], str) and _DAY_RE.fullmatch(key[0])):
+        raise fault
+    if not by_all and not isinstance(key[-1], str):
+        raise fault
+    if group == "interval":
+        key[0] = float(key[0])
+    return tuple(key)
+
+
+class _Rows:
+    """Stored report rows → the API's rows (dicts, or CSV lines) with the ratios of
+    docs/metrics.md computed from the sums; only the asked metrics are computed."""
+
+    def __init__(self, q: ReportQuery, formula: str) -> None:
+        self.q, self.formula = q, formula
+        self.kind, self.group, self.metrics = q.kind, q.group, q.metrics
+        self.local = _LocalTime(q.tz)
+        self.starts: dict[Any, tuple[str, str]] = {}  # period key → (period, ISO start)
+        asked = set(q.metrics)
+        self.ratios = bool(asked & set(QUEUE_DERIVED)) if q.kind == "queue" else False
+        self.agent_extra = q.kind == "agent" and bool(asked & {*AGENT_DERIVED, "login",
+                                                               "logoff", "aux_by_reason"})
+        self.pick = itemgetter(*q.metrics) if q.metrics else (lambda c: ())
+        self.single = len(q.metrics) == 1
+
+    def _shown(self, r: ReportRow) -> tuple[str, str]:
+        group = self.group
         key = r.start if group == "interval" else (r.day if group == "day" else "total")
-        shown = starts.get(key)
+        shown = self.starts.get(key)
         if shown is None:
+            tz = self.q.tz
             if group == "interval":
                 assert r.start is not None
-                shown = local.minute_and_iso(r.start)
+                shown = self.local.minute_and_iso(r.start)
             elif group == "day":
                 shown = (r.day, _iso(day_bounds(r.day, tz.key)[0], tz))
             else:
-                shown = ("total", _iso(start, tz))
-            starts[key] = shown
+                shown = ("total", _iso(self.q.start, tz))
+            self.starts[key] = shown
+        return shown
+
+    def _values(self, r: ReportRow) -> tuple[Any, ...]:
         c: dict[str, Any] = r.counts
-        if kind == "queue":
-            _queue_ratios(c, formula)
-        else:
+        if self.ratios:
+            _queue_ratios(c, self.formula)
+        elif self.agent_extra:
+            tz = self.q.tz
             busy = c["talk"] + c["hold"] + c["acw"]
             den = c["staffed"] - c["aux"]
             c["occupancy"] = busy / den if den else None
@@ -156,12 +266,73 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
             c["login"] = None if r.login is None else _iso(r.login, tz)
             c["logoff"] = None if r.logoff is None else _iso(r.logoff, tz)
             c["aux_by_reason"] = r.aux
-        row: dict[str, Any] = {kind: r.name, "period": shown[0], "start": shown[1]}
-        for m in metrics:
-            row[m] = c[m]
-        out_rows.append(row)
-    return {"kind": kind, "group": group, "from": p_from, "to": p_to,
-            "timezone": settings.timezone, "metrics": metrics, "rows": out_rows}
+        values = self.pick(c)
+        return (values,) if self.single else values
+
+    def dicts(self, rows: list[ReportRow]) -> list[dict[str, Any]]:
+        kind, metrics = self.kind, self.metrics
+        out = []
+        for r in rows:
+            period, start = self._shown(r)
+            row: dict[str, Any] = {kind: r.name, "period": period, "start": start}
+            row.update(zip(metrics, self._values(r), strict=True))
+            out.append(row)
+        return out
+
+    def header(self) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerow(
+            [self.kind, "period", "start", *self.metrics])
+        return buf.getvalue()
+
+    def csv(self, rows: list[ReportRow]) -> str:
+        buf = io.StringIO()
+        out = []
+        cell = _csv_cell
+        for r in rows:
+            period, start = self._shown(r)
+            out.append([r.name, period, start, *map(cell, self._values(r))])
+        csv.writer(buf, lineterminator="\r\n").writerows(out)
+        return buf.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    if v.__class__ is float:
+        return f"{int(v)}" if v.is_integer() else f"{v:.6g}"
+    if v is None:
+        return ""
+    if isinstance(v, dict):
+        return ";".join(f"{k}={s:g}" for k, s in v.items())
+    return v
+
+
+async def report_page(store: Any, settings: ReportingSettings, q: ReportQuery,
+                      path: str) -> tuple[dict[str, Any], list[ReportRow], str | None]:
+    """One page of `q` (`q.limit` rows, all when None): the JSON document less its rows,
+    the stored rows, and the ``after=`` token of the next page (None: the last page)."""
+    limit = q.limit
+    rows = await store.sum_report_rows(q.kind, q.source, q.group, **q.read_args(),
+                                       limit=None if limit is None else limit + 1)
+    cursor = None
+    if limit is not None and len(rows) > limit:
+        del rows[limit:]
+        cursor = make_cursor(q.group, report_key(rows[-1], q.group, q.by_all))
+    doc = {"kind": q.kind, "group": q.group, "from": q.p_from, "to": q.p_to,
+           "timezone": settings.timezone, "metrics": q.metrics, "limit": limit,
+           "next": None if cursor is None else
+           f"{path}?{urlencode({**q.params, 'limit': limit, 'after': cursor})}"}
+    return doc, rows, cursor
+
+
+async def run_report(store: Any, settings: ReportingSettings, kind: str,
+                     params: dict[str, str], restrict_to: str | None = None, *,
+                     max_limit: int = MAX_LIMIT) -> dict[str, Any]:
+    """One page of the report `params` ask for (the API's query parameters), as the JSON
+    document: ``rows`` and the ``next`` link (None on the last page)."""
+    q = parse_report(settings, kind, params, restrict_to, max_limit=max_limit)
+    doc, rows, _ = await report_page(store, settings, q, f"/api/reports/{kind}s")
+    doc["rows"] = _Rows(q, settings.sl_formula).dicts(rows)
+    return doc
 
 
 def _queue_ratios(c: dict[str, Any], formula: str) -> None:
@@ -221,30 +392,12 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _HHMM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
 
 
-def to_csv(report: dict[str, Any]) -> str:
-    kind = report["kind"]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([kind, "period", "start", *report["metrics"]])
-    for row in report["rows"]:
-        out = [row[kind], row["period"], row["start"]]
-        for m in report["metrics"]:
-            v = row[m]
-            if v is None:
-                out.append("")
-            elif isinstance(v, dict):
-                out.append(";".join(f"{k}={s:g}" for k, s in v.items()))
-            elif isinstance(v, float):
-                out.append(f"{v:.6g}" if not v.is_integer() else f"{int(v)}")
-            else:
-                out.append(v)
-        w.writerow(out)
-    return buf.getvalue()
-
-
 def report_routes(get_store: Callable[[], Any], get_settings: Callable[[], ReportingSettings],
-                  authorize: Authorize) -> list[Route]:
-    """Routes of the report API; `authorize(request)` → (denial, agent restricted to)."""
+                  authorize: Authorize, *, default_limit: int = DEFAULT_LIMIT,
+                  max_limit: int = MAX_LIMIT, csv_batch: int = CSV_BATCH) -> list[Route]:
+    """Routes of the report API; `authorize(request)` → (denial, agent restricted to).
+    JSON pages hold `default_limit` rows unless ``limit`` asks for more (at most
+    `max_limit`); a CSV without ``limit`` streams every row, read `csv_batch` at a time."""
 
     def handler(kind: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -262,17 +415,39 @@ def report_routes(get_store: Callable[[], Any], get_settings: Callable[[], Repor
             store = get_store()
             if store is None:
                 return JSONResponse({"error": "store not open"}, status_code=503)
+            settings = get_settings()
             try:
-                report = await run_report(store, get_settings(), kind, params, restrict)
+                q = parse_report(settings, kind, params, restrict, paged=fmt == "json",
+                                 default_limit=default_limit, max_limit=max_limit)
+                if fmt == "json" or q.limit is not None:
+                    doc, rows, _ = await report_page(store, settings, q, request.url.path)
             except ReportError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            if fmt == "csv":
-                name = f"{kind}-{report['group']}-{report['from']}-{report['to']}.csv"
-                return Response(to_csv(report), media_type="text/csv; charset=utf-8",
-                                headers={"Content-Disposition":
-                                         f'attachment; filename="{name.replace(":", "")}"'})
-            body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
-            return Response(body, media_type="application/json")
+            fmt_rows = _Rows(q, settings.sl_formula)
+            if fmt == "json":
+                doc["rows"] = fmt_rows.dicts(rows)
+                body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+                return Response(body, media_type="application/json")
+            name = f"{kind}-{q.group}-{q.p_from}-{q.p_to}.csv".replace(":", "")
+            headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+            if q.limit is not None:  # one page, the next one linked
+                if doc["next"]:
+                    headers["Link"] = f'<{doc["next"]}&format=csv>; rel="next"'
+                return Response(fmt_rows.header() + fmt_rows.csv(rows),
+                                media_type="text/csv; charset=utf-8", headers=headers)
+
+            async def stream() -> AsyncIterator[str]:
+                # Bounded memory: one batch of rows at a time, from a server-side cursor
+                # (PostgreSQL) or keyset pages (SQLite); the header goes out at once.
+                yield fmt_rows.header()
+                batches = store.stream_report_rows(kind, q.source, q.group, **q.read_args(),
+                                                   batch=csv_batch)
+                async with aclosing(batches):
+                    async for rows in batches:
+                        yield fmt_rows.csv(rows)
+
+            return StreamingResponse(stream(), media_type="text/csv; charset=utf-8",
+                                     headers=headers)
 
         return endpoint
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from types import TracebackType
@@ -292,11 +292,16 @@ def report_select_sql(kind: str, group: str) -> str:
 
 
 def report_sum_sql(kind: str, source: str, period: str, combine: bool, where: str,
-                   dialect: str) -> tuple[str, str | None]:
+                   dialect: str, *, limit: int | None = None) -> tuple[str, str | None]:
     """SELECTs summing stored rows of `kind` from the `source` table ("interval"/"day") by
     `period` ("interval", "day", "total") and name (or over all names when `combine`):
-    the figures (name, day, start, interval_s, columns...) and, for agents, the aux seconds
-    (name, key, reason, seconds)."""
+    the figures (name, day, start, interval_s, columns...) in `report_keyset` order, at most
+    `limit` rows, and, for agents, the aux seconds (name, key, reason, seconds) of the same
+    `where` (the caller bounds it to the figures' rows).
+
+    A row per name and per stored period (`period` == `source`, not `combine`) is the stored
+    row itself (a sum of one row is that row): read as it is, no GROUP BY — the one report
+    that returns every stored row streams straight off the start index."""
     if period == "interval" and source != "interval":
         raise ValueError("interval periods come from interval rows")
     table = f"report_{kind}_{'intervals' if source == 'interval' else 'days'}"
@@ -307,24 +312,77 @@ def report_sum_sql(kind: str, source: str, period: str, combine: bool, where: st
         key_cols, key, group_key = "day, NULL, 0", "day", "day"
     else:
         key_cols, key, group_key = "'', NULL, 0", "''", ""
-    groups = [g for g in ((None if combine else kind), group_key) if g]
-    group_by = f" GROUP BY {', '.join(groups)}" if groups else ""
-    aggs = []
-    for c in report_columns(kind):
-        fn = {"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum")
-        aggs.append(f"{fn}({c})")
-    collate = ' COLLATE "C"' if dialect == "postgres" else ""
-    order = ", ".join(x for x in (group_key, "" if combine else f"{kind}{collate}") if x)
-    figures = (f"SELECT {name}, {key_cols}, {', '.join(aggs)} FROM {table}{where}{group_by}"
-               f" HAVING count(*) > 0" + (f" ORDER BY {order}" if order else ""))
+    order = ", ".join(report_keyset(kind, period, combine, dialect))
+    tail = (f" ORDER BY {order}" if order else "") + (f" LIMIT {int(limit)}" if limit else "")
+    cols = report_columns(kind)
+    if period == source and not combine:
+        first = "day, start_ts, interval_s" if period == "interval" else "day, NULL, 0"
+        figures = f"SELECT {kind}, {first}, {', '.join(cols)} FROM {table}{where}{tail}"
+    else:
+        groups = [g for g in ((None if combine else kind), group_key) if g]
+        group_by = f" GROUP BY {', '.join(groups)}" if groups else ""
+        aggs = []
+        for c in cols:
+            fn = {"max_wait": "max", "login": "min", "logoff": "max"}.get(c, "sum")
+            aggs.append(f"{fn}({c})")
+        figures = (f"SELECT {name}, {key_cols}, {', '.join(aggs)} FROM {table}{where}"
+                   f"{group_by} HAVING count(*) > 0{tail}")
     aux = None
     if kind == "agent":
+        groups = [g for g in ((None if combine else kind), group_key) if g]
+        collate = ' COLLATE "C"' if dialect == "postgres" else ""
         aux_table = ("report_agent_interval_aux" if source == "interval"
                      else "report_agent_day_aux")
         aux_groups = ", ".join([*groups, "reason"])
         aux = (f"SELECT {name}, {key}, reason, sum(seconds) FROM {aux_table}{where}"
                f" GROUP BY {aux_groups} ORDER BY reason{collate}")
     return figures, aux
+
+
+def report_keyset(kind: str, period: str, combine: bool, dialect: str) -> tuple[str, ...]:
+    """The columns a report of `period` rows is ordered by (and paged on, keyset): the period
+    key (``start_ts``/``day``; none for totals), then the name (none when `combine`), the name
+    in byte order (PostgreSQL: ``COLLATE "C"``)."""
+    cols = []
+    if period == "interval":
+        cols.append("start_ts")
+    elif period == "day":
+        cols.append("day")
+    if not combine:
+        cols.append(f'{kind} COLLATE "C"' if dialect == "postgres" else kind)
+    return tuple(cols)
+
+
+def report_key(row: ReportRow, period: str, combine: bool) -> tuple[Any, ...]:
+    """The keyset values of `row` (`report_keyset` order): where the next page starts."""
+    key: list[Any] = []
+    if period == "interval":
+        key.append(row.start)
+    elif period == "day":
+        key.append(row.day)
+    if not combine:
+        key.append(row.name)
+    return tuple(key)
+
+
+def keyset_sql(cols: Sequence[str], values: Sequence[Any], op: str,
+               mark: Callable[[Any], str]) -> str:
+    """``(cols) > (values)`` (`op` ">") or ``<=`` in lexicographic order, written out so an
+    index on the first column bounds the scan; `mark(value)` adds a parameter, returns its
+    placeholder."""
+    if len(cols) != len(values) or not cols:
+        raise ValueError("keyset: one value per column")
+    strict = op == ">"
+    if op not in (">", "<="):
+        raise ValueError(f"keyset op must be > or <=, not {op!r}")
+    first = cols[0]
+    if len(cols) == 1:
+        return f"{first} {op} {mark(values[0])}"
+    # Placeholders in text order ("?" is positional).
+    a, b, c = mark(values[0]), mark(values[0]), mark(values[0])
+    rest = keyset_sql(cols[1:], values[1:], op, mark)
+    bound, beyond = (">=", ">") if strict else ("<=", "<")
+    return f"{first} {bound} {a} AND ({first} {beyond} {b} OR ({first} = {c} AND {rest}))"
 
 
 def summed_rows(kind: str, period: str, records: Sequence[Sequence[Any]],
@@ -349,6 +407,18 @@ def summed_rows(kind: str, period: str, records: Sequence[Sequence[Any]],
         else:
             out.append(ReportRow(kind, name, day, start, float(r[3]), figures))
     return out
+
+
+def attach_aux(period: str, rows: Sequence[ReportRow],
+               aux_records: Sequence[Sequence[Any]]) -> None:
+    """Give agent `rows` their aux seconds from `report_sum_sql` aux results."""
+    aux: dict[tuple[str, Any], dict[str, float]] = {}
+    for name, key, reason, seconds in aux_records:
+        k = float(key) if period == "interval" else key
+        aux.setdefault((name, k), {})[reason] = float(seconds)
+    for row in rows:
+        key = row.start if period == "interval" else (row.day if period == "day" else "")
+        row.aux = aux.get((row.name, key), {})
 
 
 def report_rows(kind: str, records: Sequence[Sequence[Any]],
@@ -526,12 +596,36 @@ class Store(ABC):
                               start: float | None = None, end: float | None = None,
                               first_day: str | None = None, last_day: str | None = None,
                               names: Sequence[str] | None = None,
-                              combine: bool = False) -> list[ReportRow]:
+                              combine: bool = False, after: Sequence[Any] | None = None,
+                              limit: int | None = None) -> list[ReportRow]:
         """Stored rows of `kind` from the `source` rows ("interval" or "day"; bounds as in
         `read_report_rows`) summed by `period` — "interval" (rows keep `start`), "day"
         (`start` None) or "total" (`day` "") — and by name, or over every name when `combine`
         (name "*"). Counts add up, `max_wait` is the maximum, `login` the first, `logoff`
-        the last, aux seconds add up by reason. Ordered by period, then name."""
+        the last, aux seconds add up by reason. Ordered by period, then name (byte order).
+
+        Pages (keyset): only rows after `after` — the `report_key` of the last row of the
+        previous page — and at most `limit` of them."""
+
+    async def stream_report_rows(self, kind: str, source: str, period: str, *,
+                                 start: float | None = None, end: float | None = None,
+                                 first_day: str | None = None, last_day: str | None = None,
+                                 names: Sequence[str] | None = None, combine: bool = False,
+                                 after: Sequence[Any] | None = None,
+                                 batch: int = 2000) -> AsyncIterator[list[ReportRow]]:
+        """The rows of `sum_report_rows` in batches of at most `batch`, for an export of any
+        size in bounded memory. Here: one keyset page per batch (each a short query, so a
+        slow reader holds no lock between them); PostgreSQL reads one server-side cursor."""
+        while True:
+            rows = await self.sum_report_rows(kind, source, period, start=start, end=end,
+                                              first_day=first_day, last_day=last_day,
+                                              names=names, combine=combine, after=after,
+                                              limit=batch)
+            if rows:
+                yield rows
+            if len(rows) < batch or not report_keyset(kind, period, combine, "sqlite"):
+                return
+            after = report_key(rows[-1], period, combine)
 
     @abstractmethod
     async def last_report_interval(self) -> float | None:

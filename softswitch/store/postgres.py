@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,10 +30,14 @@ from softswitch.store.base import (
     StoreError,
     SurveyResult,
     Voicemail,
+    attach_aux,
     cdr_where,
     check_schema_version,
     encode_event,
+    keyset_sql,
     load_migrations,
+    report_key,
+    report_keyset,
     report_rows,
     report_select_sql,
     report_sum_sql,
@@ -46,6 +50,8 @@ from softswitch.store.base import (
 )
 
 __all__ = ["PostgresStore"]
+
+_Bounds = tuple[float | None, float | None, str | None, str | None]  # start, end, days
 
 # Lower-case only, so the name needs no quoting in search_path or DDL.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -372,30 +378,86 @@ class PostgresStore(Store):
     @staticmethod
     def _report_where(kind: str, start: float | None, end: float | None,
                       first_day: str | None, last_day: str | None,
-                      names: Sequence[str] | None) -> tuple[str, list[Any]]:
+                      names: Sequence[str] | None, keyset: Sequence[str] = (),
+                      after: Sequence[Any] | None = None,
+                      upto: Sequence[Any] | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
+
+        def mark(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
         for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
                                   ("day", ">=", first_day), ("day", "<=", last_day)):
             if value is not None:
-                args.append(value)
-                clauses.append(f"{column} {op} ${len(args)}")
+                clauses.append(f"{column} {op} {mark(value)}")
         if names is not None:
-            args.append(list(names))
-            clauses.append(f"{kind} = ANY(${len(args)}::text[])")
+            clauses.append(f"{kind} = ANY({mark(list(names))}::text[])")
+        if after is not None:
+            clauses.append(keyset_sql(keyset, after, ">", mark))
+        if upto is not None:
+            clauses.append(keyset_sql(keyset, upto, "<=", mark))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    async def _fill_aux(self, conn: asyncpg.Connection, source: str, period: str,
+                        combine: bool, bounds: _Bounds, names: Sequence[str] | None,
+                        after: Sequence[Any] | None, rows: list[ReportRow]) -> None:
+        """The aux seconds of agent `rows`, the page (or batch) that follows `after`."""
+        keyset = report_keyset("agent", period, combine, self.dialect)
+        last = report_key(rows[-1], period, combine) if keyset else None
+        where, args = self._report_where("agent", *bounds, names, keyset,
+                                         after if keyset else None, last)
+        aux_sql = report_sum_sql("agent", source, period, combine, where, self.dialect)[1]
+        assert aux_sql is not None
+        attach_aux(period, rows, await conn.fetch(aux_sql, *args))
 
     async def sum_report_rows(self, kind: str, source: str, period: str, *,
                               start: float | None = None, end: float | None = None,
                               first_day: str | None = None, last_day: str | None = None,
                               names: Sequence[str] | None = None,
-                              combine: bool = False) -> list[ReportRow]:
-        where, args = self._report_where(kind, start, end, first_day, last_day, names)
-        figures, aux_sql = report_sum_sql(kind, source, period, combine, where, self.dialect)
+                              combine: bool = False, after: Sequence[Any] | None = None,
+                              limit: int | None = None) -> list[ReportRow]:
+        bounds: _Bounds = (start, end, first_day, last_day)
+        keyset = report_keyset(kind, period, combine, self.dialect)
+        after = after if keyset else None
+        where, args = self._report_where(kind, *bounds, names, keyset, after)
+        figures = report_sum_sql(kind, source, period, combine, where, self.dialect,
+                                 limit=limit)[0]
         async with self.pool.acquire() as conn:
-            records = await conn.fetch(figures, *args)
-            aux = await conn.fetch(aux_sql, *args) if aux_sql else []
-        return summed_rows(kind, period, records, aux)
+            rows = summed_rows(kind, period, await conn.fetch(figures, *args), [])
+            if kind == "agent" and rows:
+                await self._fill_aux(conn, source, period, combine, bounds, names, after, rows)
+        return rows
+
+    async def stream_report_rows(self, kind: str, source: str, period: str, *,
+                                 start: float | None = None, end: float | None = None,
+                                 first_day: str | None = None, last_day: str | None = None,
+                                 names: Sequence[str] | None = None, combine: bool = False,
+                                 after: Sequence[Any] | None = None,
+                                 batch: int = 2000) -> AsyncIterator[list[ReportRow]]:
+        # One server-side cursor in a read-only REPEATABLE READ transaction: the export is
+        # one snapshot, fetched `batch` rows at a time (a pool connection is held meanwhile).
+        bounds: _Bounds = (start, end, first_day, last_day)
+        keyset = report_keyset(kind, period, combine, self.dialect)
+        after = after if keyset else None
+        where, args = self._report_where(kind, *bounds, names, keyset, after)
+        figures = report_sum_sql(kind, source, period, combine, where, self.dialect)[0]
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                 readonly=True):
+            cursor = await conn.cursor(figures, *args)
+            while True:
+                rows = summed_rows(kind, period, await cursor.fetch(batch), [])
+                if not rows:
+                    return
+                if kind == "agent":
+                    await self._fill_aux(conn, source, period, combine, bounds, names, after,
+                                         rows)
+                if keyset:
+                    after = report_key(rows[-1], period, combine)
+                yield rows
+                if len(rows) < batch:
+                    return
 
     async def last_report_interval(self) -> float | None:
         value = await self.pool.fetchval(

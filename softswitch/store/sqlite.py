@@ -25,10 +25,14 @@ from softswitch.store.base import (
     StoreError,
     SurveyResult,
     Voicemail,
+    attach_aux,
     cdr_where,
     check_schema_version,
     encode_event,
+    keyset_sql,
     load_migrations,
+    report_key,
+    report_keyset,
     report_rows,
     report_select_sql,
     report_sum_sql,
@@ -366,30 +370,54 @@ class SqliteStore(Store):
     @staticmethod
     def _report_where(kind: str, start: float | None, end: float | None,
                       first_day: str | None, last_day: str | None,
-                      names: Sequence[str] | None) -> tuple[str, list[Any]]:
+                      names: Sequence[str] | None, keyset: Sequence[str] = (),
+                      after: Sequence[Any] | None = None,
+                      upto: Sequence[Any] | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
+
+        def mark(value: Any) -> str:
+            args.append(value)
+            return "?"
+
         for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
                                   ("day", ">=", first_day), ("day", "<=", last_day)):
             if value is not None:
-                clauses.append(f"{column} {op} ?")
-                args.append(value)
+                clauses.append(f"{column} {op} {mark(value)}")
         if names is not None:
-            clauses.append(f"{kind} IN ({', '.join('?' * len(names))})")
-            args.extend(names)
+            clauses.append(f"{kind} IN ({', '.join(mark(n) for n in names)})")
+        if after is not None:
+            clauses.append(keyset_sql(keyset, after, ">", mark))
+        if upto is not None:
+            clauses.append(keyset_sql(keyset, upto, "<=", mark))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     async def sum_report_rows(self, kind: str, source: str, period: str, *,
                               start: float | None = None, end: float | None = None,
                               first_day: str | None = None, last_day: str | None = None,
                               names: Sequence[str] | None = None,
-                              combine: bool = False) -> list[ReportRow]:
-        where, args = self._report_where(kind, start, end, first_day, last_day, names)
-        figures, aux_sql = report_sum_sql(kind, source, period, combine, where, self.dialect)
+                              combine: bool = False, after: Sequence[Any] | None = None,
+                              limit: int | None = None) -> list[ReportRow]:
+        keyset = report_keyset(kind, period, combine, self.dialect)
+        if not keyset:
+            after = None  # one row at most: nothing to page
+        where, args = self._report_where(kind, start, end, first_day, last_day, names,
+                                         keyset, after)
+        figures = report_sum_sql(kind, source, period, combine, where, self.dialect,
+                                 limit=limit)[0]
         async with self._lock:
-            records = list(await self.db.execute_fetchall(figures, args))
-            aux = list(await self.db.execute_fetchall(aux_sql, args)) if aux_sql else []
-        return summed_rows(kind, period, records, aux)
+            rows = summed_rows(kind, period, list(await self.db.execute_fetchall(figures, args)),
+                               [])
+            if kind == "agent" and rows:
+                # Only the aux seconds of this page's rows (after `after`, up to its last).
+                last = report_key(rows[-1], period, combine) if keyset else None
+                where, args = self._report_where(kind, start, end, first_day, last_day,
+                                                 names, keyset, after, last)
+                aux_sql = report_sum_sql(kind, source, period, combine, where,
+                                         self.dialect)[1]
+                assert aux_sql is not None
+                attach_aux(period, rows, list(await self.db.execute_fetchall(aux_sql, args)))
+        return rows
 
     async def last_report_interval(self) -> float | None:
         async with self._lock:
