@@ -431,7 +431,7 @@ def _parse_sip(scheme: str, rest: str) -> SipURI:
 # unchanged in every REGISTER: its AOR in To, its Contact, their URIs. Each hit is a fresh
 # object with fresh dicts, so nothing parsed is ever shared. Values with a tag (From, To in
 # a dialog) are unique per call and not remembered. Bounded: cleared when full.
-_MEMO_MAX = 4096
+_MEMO_MAX = 32768  # two values per phone (To, Contact) for a 10,000-phone site, and then some
 _URI_MEMO: dict[str, SipURI] = {}
 _NAME_ADDR_MEMO: dict[str, tuple[str | None, str, dict[str, str | None]]] = {}
 
