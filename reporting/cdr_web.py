@@ -6,9 +6,12 @@ seconds, or an ISO 8601 date or date-time (read in the configured time zone when
 none; ``until`` of a bare date includes that whole day). Pages: ``limit`` (1-1000) and
 ``offset``; the answer carries ``total`` and a ``next`` link (None on the last page).
 
-The page is rendered on the server (first page, in English or Indonesian by ``?lang=`` or
-Accept-Language) and a small script re-reads ``/api/cdr`` every 2 s, so a call that ends
-shows up without a reload. Times are shown in the configured time zone (``[web] timezone``).
+The page is rendered on the server (first page, in English or Indonesian: ``?lang=en|id``,
+else ``[web] language`` — like the other web pages, whose links carry ``?lang=``; the
+browser's Accept-Language is not consulted, so every page of one switch speaks the language
+its operator configured until a link switches it) and a small script re-reads ``/api/cdr``
+every 2 s, so a call that ends shows up without a reload. Times are shown in the configured
+time zone (``[web] timezone``).
 """
 
 from __future__ import annotations
@@ -122,17 +125,12 @@ def parse_query(q: Mapping[str, str], tz: ZoneInfo) -> CdrQuery:
     return CdrQuery(filters, limit, offset, params)
 
 
-def page_language(request: Request) -> str:
-    """``?lang=id|en``, else the first of Accept-Language we speak, else English."""
+def page_language(request: Request, default: str = "en") -> str:
+    """``?lang=id|en``, else `default` (``[web] language``), else English."""
     lang = request.query_params.get("lang", "").lower()
     if lang in TEXT:
         return lang
-    for part in request.headers.get("accept-language", "").split(","):
-        tag = part.split(";", 1)[0].strip().lower()
-        primary = tag.split("-", 1)[0]
-        if primary in TEXT:
-            return primary
-    return "en"
+    return default if default in TEXT else "en"
 
 
 def _local(wall: float | None, tz: ZoneInfo) -> str:
@@ -161,9 +159,10 @@ async def query_cdrs(store: Store, query: CdrQuery, tz: ZoneInfo,
             "offset": query.offset, "next": nxt, "timezone": tz.key}
 
 
-def cdr_routes(get_store: Callable[[], Store | None],
-               get_timezone: Callable[[], str]) -> list[Route]:
-    """``/api/cdr`` and ``/cdr``; the store and time zone are read per request (reload)."""
+def cdr_routes(get_store: Callable[[], Store | None], get_timezone: Callable[[], str],
+               get_language: Callable[[], str] = lambda: "en") -> list[Route]:
+    """``/api/cdr`` and ``/cdr``; the store, time zone and default language (``[web]
+    language``) are read per request (reload)."""
 
     async def api(request: Request) -> Response:
         tz = ZoneInfo(get_timezone())
@@ -178,7 +177,7 @@ def cdr_routes(get_store: Callable[[], Store | None],
 
     async def page(request: Request) -> Response:
         tz = ZoneInfo(get_timezone())
-        lang = page_language(request)
+        lang = page_language(request, get_language())
         try:
             query = parse_query(request.query_params, tz)
         except QueryError as exc:
@@ -188,7 +187,7 @@ def cdr_routes(get_store: Callable[[], Store | None],
             return HTMLResponse("<p>store not open</p>", status_code=503)
         data = await query_cdrs(store, query, tz)
         return HTMLResponse(render_page(data, query, lang, tz),
-                            headers={"Content-Language": lang, "Vary": "Accept-Language"})
+                            headers={"Content-Language": lang})
 
     return [Route("/api/cdr", api), Route("/cdr", page)]
 

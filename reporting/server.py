@@ -2,7 +2,9 @@
 
 ``/healthz`` (503 while the service is still replaying), the report API (reporting/report_api.py),
 and — when their modules are present — the web pages and live API (reporting/web.py, with the
-logins of reporting/webauth.py) and the CMS figures on ``/metrics`` (reporting/prometheus.py).
+logins of reporting/webauth.py), the call records ``/cdr`` and ``/api/cdr``
+(reporting/cdr_web.py, from the shared store; supervisors and managers, as on the switch) and
+the CMS figures on ``/metrics`` (reporting/prometheus.py).
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ def make_reporting_app(get_service: Callable[[], Any], get_store: Callable[[], A
                        get_config: Callable[[], Any], *,
                        ready: Callable[[], bool] = lambda: True,
                        stats: Callable[[], dict[str, Any]] = dict,
-                       clock: Callable[[], float] = time.time) -> Starlette:
+                       clock: Callable[[], float] = time.time,
+                       closing: Callable[[], bool] = lambda: False) -> Starlette:
     """`get_service()` the ReportingService (None before it exists), `get_config()` the
     softswitch Config (for the web pages), `ready()` false while replaying, `stats()` more
-    figures for /healthz."""
+    figures for /healthz, `closing()` true once the process stops (open live streams end,
+    so they cannot hold the HTTP server's graceful shutdown)."""
 
     def settings() -> Any:
         return get_service().settings
@@ -57,14 +61,19 @@ def make_reporting_app(get_service: Callable[[], Any], get_store: Callable[[], A
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
     authorize: Callable[[Request], tuple[Response | None, str | None]] = _loopback_only
     try:
-        from reporting.web import web_routes
+        from reporting.cdr_web import cdr_routes
+        from reporting.web import guard_routes, web_routes
         from reporting.webauth import WebAuth
     except ImportError:  # pragma: no cover - the web arrives separately
         pass
     else:
         auth = WebAuth(lambda: get_config().web)
         authorize = auth.authorize
-        routes.extend(web_routes(get_service, get_store, get_config, auth=auth, clock=clock))
+        routes.extend(web_routes(get_service, get_store, get_config, auth=auth, clock=clock,
+                                 closing=closing))
+        # The call records, as on the switch (softswitch/http.py): same logins and roles.
+        routes.extend(guard_routes(cdr_routes(get_store, lambda: get_config().web.timezone,
+                                              lambda: get_config().web.language), auth))
     routes.extend(report_routes(get_store, settings, authorize))
     try:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -185,6 +185,7 @@ class StandaloneReporting:
         self.feed: StreamFeed | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: _Server | None = None
+        self._closing = False
 
     # -- start ----------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class StandaloneReporting:
                                  stats=lambda: {"replayed": self.feed.replayed,
                                                 "skipped": self.feed.skipped}
                                  if self.feed is not None else {},
-                                 clock=self.clock)
+                                 clock=self.clock, closing=lambda: self._closing)
         cfg = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
                              lifespan="off", access_log=False, loop="none")
         self._http = server = _Server(cfg)
@@ -229,6 +230,7 @@ class StandaloneReporting:
     # -- run / stop -----------------------------------------------------------------------
 
     async def stop(self) -> None:
+        self._closing = True  # live streams end within web.CLOSE_POLL_S
         if self.feed is not None:
             await self.feed.stop()
         if self.service is not None:

@@ -80,8 +80,8 @@ def make_http_app(switch: Switch) -> Starlette:
         Route("/api/registrations", registrations),
         # GET /api/cdr (JSON: filters, total, next link) and the live /cdr page (PBX-6),
         # for supervisors and managers (loopback without [[web.users]]: the demo).
-        *guard_routes(cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone),
-                      web_auth),
+        *guard_routes(cdr_routes(lambda: switch.store, lambda: switch.config.web.timezone,
+                                 lambda: switch.config.web.language), web_auth),
         # Wallboard, supervisor view, reports page, live snapshot + SSE, login (CMS-3/4/6).
         *web_routes(lambda: switch.reporting, lambda: switch.store, lambda: switch.config,
                     auth=web_auth, closing=lambda: not switch.running),

@@ -282,9 +282,10 @@ async def test_cdr_page_english_and_indonesian(setup: Setup, switch: Switch) -> 
     await switch.store.write_cdr(record(0, "1001", "1002", "answered"))
     await switch.store.write_cdr(record(1, "1002", "1001", "busy"))
     async with httpx.AsyncClient(base_url=setup.http, timeout=3.0) as client:
-        en = await client.get("/cdr")
-        by_param = await client.get("/cdr", params={"lang": "id"})
-        by_header = await client.get("/cdr", headers={"Accept-Language": "id-ID,id;q=0.9"})
+        en = await client.get("/cdr", params={"lang": "en"})
+        # No ?lang=: [web] language (default "id"), whatever the browser's Accept-Language.
+        by_config = await client.get("/cdr")
+        by_config_en_browser = await client.get("/cdr", headers={"Accept-Language": "en-US"})
         filtered = await client.get("/cdr", params={"disposition": "busy"})
     assert en.status_code == 200 and en.headers["content-type"].startswith("text/html")
     assert "<h1>Calls</h1>" in en.text and "Caller" in en.text and "answered" in en.text
@@ -292,7 +293,8 @@ async def test_cdr_page_english_and_indonesian(setup: Setup, switch: Switch) -> 
     assert "2025-03-10 09:00:00" in en.text and "Asia/Jakarta" in en.text
     assert en.text.index('data-call-id="cdr-01@test"') < en.text.index(
         'data-call-id="cdr-00@test"')  # newest first
-    for r in (by_param, by_header):
+    assert en.headers["content-language"] == "en"
+    for r in (by_config, by_config_en_browser):
         assert r.headers["content-language"] == "id"
         assert "<h1>Panggilan</h1>" in r.text and "Penelepon" in r.text
         assert "dijawab" in r.text and "sibuk" in r.text

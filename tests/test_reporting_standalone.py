@@ -252,3 +252,89 @@ async def test_reporting_refuses_a_local_bus_and_rebuild_a_bad_day(tmp_path: Pat
             stderr=asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == code and text in err.decode(), err.decode()
+
+
+async def test_reporting_process_serves_cdr_and_stops_with_a_live_stream_open(
+        nats_names: dict[str, str], store_url: str, tmp_path: Path) -> None:
+    """`softswitch reporting` serves /cdr and /api/cdr from the shared store (loopback, no
+    [[web.users]]: allowed as on the switch), and SIGTERM ends it promptly (exit 0) while a
+    wallboard's SSE stream is open: the stream ends as the process stops."""
+    from softswitch.store.base import Cdr
+
+    port = free_port()
+    config = tmp_path / "reporting.toml"
+    config.write_text(f"""
+[store]
+url = "{store_url}"
+[events]
+bus = "nats"
+nats_url = "{NATS_URL}"
+nats_stream = "{nats_names['stream']}"
+nats_subject_prefix = "{nats_names['prefix']}"
+[reporting]
+embedded = false
+listen = "127.0.0.1:{port}"
+durable = "{nats_names['durable']}"
+[web]
+timezone = "{scenario.TZ}"
+language = "en"
+""")
+    base = f"http://127.0.0.1:{port}"
+    store = open_store(store_url)
+    await store.open()
+    wall = T0 - 86400
+    await store.write_cdr(Cdr("cdr-rep@test", "1001", "1002", wall, wall + 3, wall + 30, 30.0,
+                              27.0, "answered", "bye", "caller"))
+    # The stream the process creates is not the other test's; make sure it exists for it.
+    switch_bus = NatsBus(NATS_URL, stream=nats_names["stream"],
+                         subject_prefix=nats_names["prefix"])
+    await switch_bus.start()
+    log_path = tmp_path / "reporting.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT), "reporting", "--config", str(config), cwd=tmp_path,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+    try:
+        async def healthy() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"reporting exited {proc.returncode}: "
+                                     f"{log_path.read_text()}")
+            try:
+                async with httpx.AsyncClient(timeout=1) as http:
+                    return (await http.get(f"{base}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert await wait_for(healthy, 30)
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            api = await http.get("/api/cdr")
+            page = await http.get("/cdr")
+            page_id = await http.get("/cdr", params={"lang": "id"})
+        assert api.status_code == 200, api.text
+        assert [c["call_id"] for c in api.json()["cdrs"]] == ["cdr-rep@test"]
+        assert page.status_code == 200 and "<h1>Calls</h1>" in page.text  # [web] language
+        assert 'data-call-id="cdr-rep@test"' in page.text
+        assert "<h1>Panggilan</h1>" in page_id.text
+
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http, \
+                http.stream("GET", "/api/live/stream") as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            while not (await asyncio.wait_for(anext(lines), 5)).startswith("event: snapshot"):
+                pass
+            proc.send_signal(signal.SIGTERM)
+            t0 = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(proc.wait(), 10) == 0, log_path.read_text()
+            took = asyncio.get_running_loop().time() - t0
+            # The stream ended with the process (its end, not an error).
+            with contextlib.suppress(httpx.RemoteProtocolError, httpx.ReadError):
+                async for _ in lines:
+                    pass
+        assert took < 5, (took, log_path.read_text())
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await switch_bus.close()
+        await store.close()
