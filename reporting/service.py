@@ -179,10 +179,9 @@ class ReportingService:
         changes = ["reporting: queues, agents, refresh, thresholds"]
         shaping = ("interval_s", "sl_threshold_s", "sl_thresholds", "short_abandon_s",
                    "sl_formula", "timezone")
-        if any(getattr(old, k) != getattr(new, k) for k in shaping):
-            changes.append("reporting intervals/service level/timezone: at the next restart")
-            for k in shaping:
-                setattr(new, k, getattr(old, k))
+        # The caller names the changed ones in its warning (softswitch/app.py reload()).
+        for k in shaping:
+            setattr(new, k, getattr(old, k))
         if AlertEngine is not None and tuple(new.thresholds) != tuple(old.thresholds):
             self.alerts = (AlertEngine(new.thresholds, sl_threshold=new.sl_threshold,
                                        short_abandon_s=new.short_abandon_s,

@@ -96,10 +96,46 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+# Keys a reload cannot apply to a running process (reload() warns, naming them).
+# Reporting: they shape stored rows (interval length, T, S, formula, the local day); a
+# `softswitch reports rebuild` recomputes stored days with the new values after a restart.
+RESTART_KEYS: tuple[tuple[str, str], ...] = (
+    ("store", "url"), ("http", "listen"),
+    ("reporting", "interval_min"), ("reporting", "sl_threshold_s"),
+    ("reporting", "sl_thresholds"), ("reporting", "short_abandon_s"),
+    ("reporting", "sl_formula"), ("web", "timezone"),
+)
+
+
+def _restart_keys(running: Config, new: Config, *, embedded: bool) -> list[tuple[str, str]]:
+    """(``[section] key``, warning) of the RESTART_KEYS whose value in `new` differs from
+    the one the process runs with (`running`: its config at start)."""
+    out = []
+    for section, key in RESTART_KEYS:
+        if getattr(getattr(running, section), key) == getattr(getattr(new, section), key):
+            continue
+        name = f"[{section}] {key}"
+        if section == "web":
+            # Pages and /cdr show times in the new zone at once; reporting days do not move.
+            text = (f"{name} changed: pages show times in the new zone now, but reporting "
+                    f"days and intervals take it at the next restart (until then they keep "
+                    f"{getattr(running.web, key)})")
+        elif section == "reporting" and not embedded:
+            text = (f"{name} changed: takes effect at the next restart of `softswitch "
+                    f"reporting` (it reads its config at start)")
+        else:
+            text = (f"{name} changed: takes effect at the next restart; the running value "
+                    f"({getattr(getattr(running, section), key)!r}) stays until then")
+        out.append((name, text))
+    return out
+
+
 class Switch:
     def __init__(self, config_path: str | Path, config: Config | None = None) -> None:
         self.config_path = Path(config_path)
         self.config: Config = config if config is not None else load_config(self.config_path)
+        # What RESTART_KEYS run with: a reload compares against these, not the last reload.
+        self.boot_config: Config = self.config
         self.store: Store | None = None
         self.core: SipCore | None = None
         self.transports: Transports | None = None
@@ -552,10 +588,15 @@ class Switch:
                 result = {"applied": False, "errors": exc.errors, "changes": []}
                 self.last_reload = {"at": time.time(), **result}
                 return result
+            restart = _restart_keys(self.boot_config, new, embedded=self.reporting is not None)
             changes = await self._apply(new)
             self.reloads_applied += 1
             log.info("reload applied: %s", "; ".join(changes) if changes else "no changes")
-            result = {"applied": True, "errors": [], "changes": changes}
+            warnings = [text for _, text in restart]
+            for text in warnings:
+                log.warning("reload: %s", text)
+            result = {"applied": True, "errors": [], "changes": changes,
+                      "warnings": warnings, "restart_required": [key for key, _ in restart]}
             self.last_reload = {"at": time.time(), **result}
             return result
 
@@ -602,10 +643,6 @@ class Switch:
             changes.append(f"log level {new.log.level}, trace {list(new.log.trace)}")
         if old.sip.listen != new.sip.listen:
             changes.extend(await self._relisten(old, new))
-        if old.store.url != new.store.url:
-            changes.append("store.url changed: takes effect at the next restart")
-        if old.http.listen != new.http.listen:
-            changes.append("http.listen changed: takes effect at the next restart")
         if (old.sip.t1_ms, old.sip.t2_ms, old.sip.t4_ms) != (
             new.sip.t1_ms, new.sip.t2_ms, new.sip.t4_ms
         ):

@@ -267,6 +267,8 @@ def _reload(args: argparse.Namespace) -> int:
     if status == 200 and body and body.get("applied"):
         changes = body.get("changes") or []
         print("reload applied" + (": " + "; ".join(changes) if changes else " (no changes)"))
+        for text in body.get("warnings") or []:
+            print(f"warning: {text}", file=sys.stderr)
         return 0
     if body and body.get("errors"):
         print("reload refused; the running configuration stays:", file=sys.stderr)

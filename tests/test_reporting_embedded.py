@@ -8,9 +8,11 @@ the events' time); SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from reporting.rebuild import rebuild
 from reporting.service import settings_from_config
@@ -101,3 +103,68 @@ async def embedded(store_url: str, tmp_path: Path, names: dict[str, str] | None)
         assert (result.rows, result.changed, result.added, result.removed) == (13, 0, 0, 0)
     finally:
         await store.close()
+
+
+async def test_reload_names_the_reporting_keys_that_wait_for_a_restart(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A reload changing interval_min, T, S, the SL formula or [web] timezone is applied for
+    the rest, and its result, the log and `softswitch reload` say which keys wait for a
+    restart (the running values stay)."""
+    import argparse
+    import logging
+
+    from softswitch.cli import _reload
+    from tests.switchkit import http_post, running_switch
+
+    files = write_config(tmp_path)
+    files.rewrite(reporting={"refresh_s": 2}, web={"timezone": "Asia/Jakarta"})
+    async with running_switch(files) as switch:
+        assert switch.reporting is not None
+        before = switch.reporting.settings
+        files.rewrite(reporting={"refresh_s": 3, "interval_min": 30, "sl_threshold_s": 15,
+                                 "sl_thresholds": {"support": 40}, "short_abandon_s": 3,
+                                 "sl_formula": "abandons_against"},
+                      web={"timezone": "Europe/Berlin"})
+        with caplog.at_level(logging.WARNING, logger="softswitch"):
+            r = await http_post(files, "/api/admin/reload")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["applied"] is True
+        assert body["restart_required"] == [
+            "[reporting] interval_min", "[reporting] sl_threshold_s",
+            "[reporting] sl_thresholds", "[reporting] short_abandon_s",
+            "[reporting] sl_formula", "[web] timezone"]
+        assert len(body["warnings"]) == 6
+        assert all("next restart" in w for w in body["warnings"])
+        assert "(15)" in body["warnings"][0] and "Asia/Jakarta" in body["warnings"][-1]
+        assert body["warnings"][0].startswith("[reporting] interval_min changed")
+        logged = [rec.getMessage() for rec in caplog.records
+                  if rec.levelno == logging.WARNING and "next restart" in rec.getMessage()]
+        assert len(logged) == 6 and "[web] timezone" in logged[-1]
+        # Applied for the rest; the shaping values stay until the restart.
+        now = switch.reporting.settings
+        assert now.refresh_s == 3
+        assert (now.interval_s, now.sl_threshold_s, now.sl_thresholds, now.short_abandon_s,
+                now.sl_formula, now.timezone) == (
+            before.interval_s, before.sl_threshold_s, before.sl_thresholds,
+            before.short_abandon_s, before.sl_formula, "Asia/Jakarta")
+
+        # `softswitch reload` prints them as warnings (exit 0) as long as the file differs
+        # from what runs (here: a later reload of something else); back as it runs: none.
+        args = argparse.Namespace(url=files.http, token=None, config=str(files.path))
+        capsys.readouterr()
+        files.rewrite(reporting={"refresh_s": 4})
+        assert await asyncio.to_thread(_reload, args) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith("reload applied")
+        warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+        assert [w.split(" changed")[0] for w in warnings] == [
+            "warning: [reporting] interval_min", "warning: [reporting] sl_threshold_s",
+            "warning: [reporting] sl_thresholds", "warning: [reporting] short_abandon_s",
+            "warning: [reporting] sl_formula", "warning: [web] timezone"]
+        files.rewrite(reporting={"interval_min": 15, "sl_threshold_s": 20,
+                                 "sl_thresholds": {}, "short_abandon_s": 5,
+                                 "sl_formula": "default"}, web={"timezone": "Asia/Jakarta"})
+        r = await http_post(files, "/api/admin/reload")
+        assert (r.json()["restart_required"], r.json()["warnings"]) == ([], [])

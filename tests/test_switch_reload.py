@@ -69,7 +69,8 @@ async def test_reload_via_http(env: tuple[SwitchFiles, Switch, UdpClient]) -> No
     files.write_users({**DEFAULT_USERS, "2002": "pw2002"})
     r = await http_post(files, "/api/admin/reload")
     assert r.status_code == 200
-    assert r.json() == {"applied": True, "errors": [], "changes": ["users +1 -0 ~0"]}
+    assert r.json() == {"applied": True, "errors": [], "changes": ["users +1 -0 ~0"],
+                        "warnings": [], "restart_required": []}
     assert (await register(client, files.sip_port, user="2002",
                            password="pw2002")).final.status == 200
     # Reloading an unchanged file applies nothing.
