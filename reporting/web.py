@@ -113,6 +113,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_rows": "No data for this range.", "rows": "rows", "times_in": "times in",
         "loading": "loading…", "no_service": "The reporting service is not running.",
         "my_figures": "My figures", "time_zone": "Time zone",
+        "more": "Show more rows", "partial": "more rows follow; the CSV has them all",
         **{f"state_{s}": s.replace("_", " ") for s in _STATES},
         **{f"metric_{k}": v for k, v in _METRICS_EN.items()},
     },
@@ -146,6 +147,7 @@ TEXT: dict[str, dict[str, str]] = {
         "times_in": "waktu dalam", "loading": "memuat…",
         "no_service": "Layanan pelaporan tidak berjalan.", "my_figures": "Angka saya",
         "time_zone": "Zona waktu",
+        "more": "Tampilkan baris lagi", "partial": "masih ada baris lagi; CSV memuat semuanya",
         "state_logged_out": "keluar", "state_available": "siap", "state_ringing": "berdering",
         "state_on_call": "bicara", "state_hold": "tahan", "state_acw": "ACW",
         "state_aux": "aux",
@@ -153,6 +155,10 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 LANGUAGES = tuple(TEXT)
+
+# Rows the reports page asks for at a time (a table and a chart can show this many; the
+# CSV link downloads all).
+REPORT_PAGE_ROWS = 1000
 
 # The report form's metric boxes (the API accepts more; the JSON says which it returned).
 QUEUE_METRICS = ("offered", "queued", "answered", "answered_in_t", "abandoned",
@@ -506,8 +512,9 @@ def _reports_page(lang: str, request: Request, viewer: Viewer, config: Any) -> s
 <section id="report">
 <label>{esc(t["chart_metric"])} <select id="chart-metric"></select></label>
 <div class="chart" id="chart"></div>
-<table><thead id="report-head"></thead><tbody id="report-rows"></tbody></table></section>"""
-    cfg = {"lang": lang, "text": t, "autorun": True}
+<table><thead id="report-head"></thead><tbody id="report-rows"></tbody></table>
+<button type="button" id="more" hidden>{esc(t["more"])}</button></section>"""
+    cfg = {"lang": lang, "text": t, "autorun": True, "page_rows": REPORT_PAGE_ROWS}
     return _page(lang, t["reports"], _nav(request, lang, viewer, "reports"), main,
                  scripts=("reports.js",), config=cfg)
 

@@ -278,6 +278,21 @@ async def test_reports_page_and_agent_sees_only_own_figures(
     assert len(heights) == 3 and heights[0] > heights[1] > heights[2] > 0
     csv_href = await sup.eval("document.getElementById('csv').getAttribute('href')")
     assert csv_href.startswith("/api/reports/queues?") and "format=csv" in csv_href
+    assert "limit=" not in csv_href  # the CSV has every row
+    assert await sup.eval("document.getElementById('more').hidden") is True
+    # A longer report than the page asks for: the first page, then more on demand.
+    await sup.goto(f"{base}/reports?kind=queues&{query}&lang=en&limit=2")
+    await sup.wait_for("document.getElementById('report').dataset.ready === '1'", 10)
+    shown = ("Array.from(document.querySelectorAll('#report-rows tr'))"
+             ".map(r => r.dataset.period)")
+    assert await sup.eval(shown) == [f"{DAY}T07:00", f"{DAY}T07:15"]
+    assert "more rows follow" in await sup.eval(
+        "document.getElementById('report-status').textContent")
+    await sup.eval("document.getElementById('more').click(); true")
+    await sup.wait_for("document.querySelectorAll('#report-rows tr').length === 3", 5)
+    assert await sup.eval(shown) == [f"{DAY}T07:00", f"{DAY}T07:15", f"{DAY}T07:30"]
+    assert await sup.eval("document.getElementById('more').hidden") is True
+    assert "limit=" not in await sup.eval("document.getElementById('csv').getAttribute('href')")
     await sup.screenshot(tmp_path / "reports.png")
     cookie = await sup.eval("document.cookie")
     assert "softswitch_session" not in cookie  # HttpOnly: scripts cannot read it

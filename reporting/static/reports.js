@@ -1,6 +1,9 @@
 /* Reports (CMS-6): the form asks /api/reports/queues|agents for JSON, draws a table and a
    bar chart (inline SVG, one bar per queue/agent in each period), and links the same query
-   as CSV. The query is kept in the address bar, so a report can be bookmarked. */
+   as CSV. The query is kept in the address bar, so a report can be bookmarked.
+   The page asks for what it can show (cfg.page_rows rows, or ?limit= of the address); a
+   longer report says so and fetches the next page (the API's next link) on demand; the CSV
+   link has no limit: it downloads every row. */
 "use strict";
 (function(){
   const cfg = JSON.parse(document.getElementById('page-config').textContent);
@@ -115,12 +118,23 @@
     box.appendChild(g);
   }
   let last = null;
+  const more = document.getElementById('more');
+  const asked = parseInt(new URLSearchParams(location.search).get('limit'), 10);
+  const pageRows = asked > 0 ? asked : cfg.page_rows;
+  function shown(data, status){
+    status.textContent = data.rows.length + ' ' + T.rows + (data.next ? ' (' + T.partial + ')' : '')
+      + ' · ' + T.times_in + ' ' + data.timezone;
+    more.hidden = !data.next;
+  }
   async function run(){
     const [kind, p] = params();
     const status = document.getElementById('report-status');
-    const url = '/api/reports/' + kind + '?' + p.toString();
+    const api = new URLSearchParams(p); api.set('limit', String(pageRows));
+    const url = '/api/reports/' + kind + '?' + api.toString();
     const page = new URLSearchParams(p); page.set('kind', kind); page.set('lang', cfg.lang);
+    if(asked > 0){ page.set('limit', String(asked)); }
     history.replaceState(null, '', '/reports?' + page.toString());
+    more.hidden = true;
     const csv = new URLSearchParams(p); csv.set('format', 'csv');
     const link = document.getElementById('csv');
     link.href = '/api/reports/' + kind + '?' + csv.toString(); link.hidden = false;
@@ -131,11 +145,23 @@
       if(!r.ok){ status.textContent = data.error || r.status; status.className = 'error'; return; }
       data.kind = data.kind || (kind === 'agents' ? 'agent' : 'queue');
       last = data;
-      table(data); chart(data);
-      status.textContent = data.rows.length + ' ' + T.rows + ' · ' + T.times_in + ' ' + data.timezone;
+      table(data); chart(data); shown(data, status);
       document.getElementById('report').dataset.ready = '1';
     }catch(e){ status.textContent = String(e); status.className = 'error'; }
   }
+  more.addEventListener('click', async function(){
+    if(!last || !last.next){ return; }
+    const status = document.getElementById('report-status');
+    more.disabled = true;
+    try{
+      const r = await fetch(last.next, {cache: 'no-store', credentials: 'same-origin'});
+      const data = await r.json();
+      if(!r.ok){ status.textContent = data.error || r.status; status.className = 'error'; return; }
+      last.rows = last.rows.concat(data.rows); last.next = data.next;
+      table(last); chart(last); shown(last, status);
+    }catch(e){ status.textContent = String(e); status.className = 'error'; }
+    finally{ more.disabled = false; }
+  });
   form.addEventListener('submit', function(ev){ ev.preventDefault(); run(); });
   document.getElementById('chart-metric').addEventListener('change', function(){ if(last){ chart(last); } });
   if(cfg.autorun){ run(); }
