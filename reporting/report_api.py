@@ -9,7 +9,14 @@
 - ``by``: ``queue`` / ``agent`` (default: a row per queue or agent) | ``all`` (the selected
   queues or agents summed into one row per period, named ``*``);
 - ``metrics=offered,service_level,...`` (default: all of the kind, `METRICS`);
-- ``format``: ``json`` (default) | ``csv``.
+- ``format``: ``json`` (default) | ``csv``;
+- ``limit`` (rows of a page: JSON default `DEFAULT_LIMIT`, at most `MAX_LIMIT`, clamped) and
+  ``after`` (the opaque cursor of the previous page's last row, from its ``next`` link).
+
+Rows are ordered by period, then name (byte order); pages are keyset ranges on that order
+(no OFFSET, no total). JSON carries ``limit`` and ``next`` (None on the last page). A CSV
+without ``limit`` streams every row in batches (`Store.stream_report_rows`); with ``limit`` it
+is one page, the next one in a ``Link`` header.
 
 Ratios are recomputed from the summed counts of the period (never averaged) with the
 formulas of docs/metrics.md; ``max_wait`` is a maximum, ``login`` the first and ``logoff``
