@@ -136,9 +136,12 @@ def _ensure_compiler() -> None:
             or not shutil.which("apt-get"):
         return
     dev = f"python{sys.version_info.major}.{sys.version_info.minor}-dev"
-    subprocess.run(["apt-get", "install", "-y", "-qq", "gcc", dev], check=False,
-                   stdout=subprocess.DEVNULL, env={**os.environ,
-                                                   "DEBIAN_FRONTEND": "noninteractive"})
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "gcc", dev]
+    if subprocess.run(install, check=False, stdout=subprocess.DEVNULL, env=env).returncode:
+        # A fresh container may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(install, check=False, stdout=subprocess.DEVNULL, env=env)
 
 
 def build() -> int:
