@@ -10,8 +10,15 @@
 2. Query: 90 days x 20 queues of 15-minute interval rows (172,800 rows) and their day rollups
    seeded into a fresh PostgreSQL schema with COPY, then the report API
    (``GET /api/reports/queues``, in-process through the ASGI app, JSON, all metrics) for the 90
-   days grouped by interval (all queues summed; one queue), by day and in total, and the full
-   dump of every stored interval row. Target: < 500 ms.
+   days grouped by interval (all queues summed; one queue), by day and in total (``limit``
+   10,000: one page each), 5 runs each. Target: < 500 ms.
+3. The per-queue interval report (every stored row): its first JSON page (default limit
+   5,000), every page walked through the ``next`` links (limit 5,000 and 50,000; total and
+   per page, 3 walks), and the whole report as one CSV stream over real HTTP (uvicorn on a
+   loopback port in this process, httpx reading as bytes arrive; time to first byte, total,
+   MB/s; 3 runs). The client shares the process and its core with the server.
+
+    --skip-ingest / --skip-query run one part only.
 """
 
 from __future__ import annotations
@@ -139,29 +146,33 @@ async def bench_query(pg_url: str) -> None:
         app = Starlette(routes=report_routes(lambda: store, lambda: settings,
                                              lambda request: (None, None)))
         last = (first + timedelta(days=days - 1)).isoformat()
+        span = {"from": first.isoformat(), "to": last}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://bench", timeout=60) as http:
+            # limit=10000: these reports fit one page (the default page is 5,000 rows).
             cases: list[tuple[str, dict[str, str]]] = [
                 ("interval, every queue summed (by=all)", {"group": "interval", "by": "all"}),
                 ("interval, one queue", {"group": "interval", "queues": "q07"}),
                 ("day, per queue", {"group": "day"}),
                 ("day, every queue summed", {"group": "day", "by": "all"}),
                 ("total, per queue", {"group": "total"}),
-                ("interval, per queue (all 20: every stored row)", {"group": "interval"}),
             ]
             for label, extra in cases:
-                params = {"from": first.isoformat(), "to": last, **extra}
+                params = {**span, **extra, "limit": "10000"}
                 times = []
                 for _ in range(5):
                     t0 = time.perf_counter()
                     r = await http.get("/api/reports/queues", params=params)
                     times.append(time.perf_counter() - t0)
                     assert r.status_code == 200, r.text
+                assert r.json()["next"] is None
                 rows = len(r.json()["rows"])
                 print(f"query 90 days x 20 queues, group={label}, all 24 metrics: "
                       f"{rows:,} rows, {len(r.content) / 1e6:.1f} MB JSON — "
                       f"median {statistics.median(times) * 1000:.0f} ms, "
                       f"best {min(times) * 1000:.0f} ms")
+            await bench_pages(http, span)
+        await bench_csv(app, span, len(records))
     finally:
         await store.close()
         conn = await asyncpg.connect(pg_url)
@@ -171,12 +182,106 @@ async def bench_query(pg_url: str) -> None:
             await conn.close()
 
 
+async def bench_pages(http: object, span: dict[str, str]) -> None:
+    """The per-queue interval report (every stored row): the first page, then every page
+    through the next links, at the default limit (5,000) and the largest (50,000)."""
+    import httpx
+
+    assert isinstance(http, httpx.AsyncClient)
+    params = {**span, "group": "interval"}
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        r = await http.get("/api/reports/queues", params=params)
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+    body = r.json()
+    print(f"query 90 days x 20 queues, group=interval per queue (172,800 rows), first JSON "
+          f"page (default limit {body['limit']:,}, {len(r.content) / 1e6:.1f} MB): median "
+          f"{statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms")
+    for limit in (5000, 50000):
+        walks = []
+        for _ in range(3):
+            pages: list[float] = []
+            rows = 0
+            size = 0
+            url: str | None = "/api/reports/queues"
+            query: dict[str, str] | None = {**params, "limit": str(limit)}
+            t_all = time.perf_counter()
+            while url is not None:
+                t0 = time.perf_counter()
+                r = await http.get(url, params=query)
+                pages.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+                data = r.json()
+                rows += len(data["rows"])
+                size += len(r.content)
+                url, query = data["next"], None
+            walks.append((time.perf_counter() - t_all, pages, rows, size))
+        total, pages, rows, size = sorted(walks, key=lambda w: w[0])[len(walks) // 2]
+        assert rows == 172_800, rows
+        ms = sorted(p * 1000 for p in pages)
+        print(f"  walk every page, limit={limit:,}: {len(pages)} pages, {rows:,} rows, "
+              f"{size / 1e6:.0f} MB JSON — total {total:.2f} s (median of 3 walks; runs "
+              f"{', '.join(f'{w[0]:.2f}' for w in walks)} s), per page median "
+              f"{statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms, first {pages[0] * 1000:.0f} "
+              f"ms, last {pages[-1] * 1000:.0f} ms")
+
+
+async def bench_csv(app: object, span: dict[str, str], expect_rows: int) -> None:
+    """The same report as one CSV stream over real HTTP (uvicorn on a loopback port, httpx
+    reading as it arrives): time to the first byte, total, MB/s."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        params = {**span, "group": "interval", "format": "csv"}
+        runs = []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            for _ in range(3):
+                size = 0
+                lines = 0
+                t0 = time.perf_counter()
+                first = None
+                async with http.stream("GET", "/api/reports/queues", params=params) as r:
+                    assert r.status_code == 200
+                    async for chunk in r.aiter_bytes():
+                        if first is None:
+                            first = time.perf_counter() - t0
+                        size += len(chunk)
+                        lines += chunk.count(b"\n")
+                total = time.perf_counter() - t0
+                assert lines == expect_rows + 1, lines
+                runs.append((total, first or 0.0, size))
+        total, first, size = sorted(runs)[len(runs) // 2]
+        print(f"  CSV stream (format=csv, no limit), real HTTP on loopback: {expect_rows:,} rows, "
+              f"{size / 1e6:.1f} MB — first byte {first * 1000:.0f} ms, total {total:.2f} s, "
+              f"{size / 1e6 / total:.1f} MB/s (median of 3; totals "
+              f"{', '.join(f'{r[0]:.2f}' for r in runs)} s)")
+    finally:
+        server.should_exit = True
+        await task
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--skip-query", action="store_true")
+    p.add_argument("--skip-ingest", action="store_true")
     args = p.parse_args()
-    asyncio.run(bench_ingest())
+    if not args.skip_ingest:
+        asyncio.run(bench_ingest())
     if not args.skip_query:
         asyncio.run(bench_query(args.pg))
 
