@@ -63,6 +63,7 @@ MAX_DAYS = 400
 DEFAULT_LIMIT = 5000  # rows of a JSON page unless `limit` asks otherwise
 MAX_LIMIT = 50_000  # the most `limit` gives (larger asks are clamped)
 CSV_BATCH = 2000  # rows read (and sent) at a time by a CSV stream
+MAX_STREAMS = 4  # CSV streams at once (each holds a PostgreSQL pool connection); more: 503
 _DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MINUTE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
@@ -415,12 +416,32 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _HHMM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
 
 
+class _Export(StreamingResponse):
+    """A streamed report that calls `done()` when it ends, however it ends (sent, client
+    gone, error): Starlette always calls a response the endpoint returned."""
+
+    def __init__(self, content: AsyncIterator[str], *, done: Callable[[], None],
+                 **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._done = done
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._done()
+
+
 def report_routes(get_store: Callable[[], Any], get_settings: Callable[[], ReportingSettings],
                   authorize: Authorize, *, default_limit: int = DEFAULT_LIMIT,
-                  max_limit: int = MAX_LIMIT, csv_batch: int = CSV_BATCH) -> list[Route]:
+                  max_limit: int = MAX_LIMIT, csv_batch: int = CSV_BATCH,
+                  max_streams: int = MAX_STREAMS) -> list[Route]:
     """Routes of the report API; `authorize(request)` → (denial, agent restricted to).
     JSON pages hold `default_limit` rows unless ``limit`` asks for more (at most
-    `max_limit`); a CSV without ``limit`` streams every row, read `csv_batch` at a time."""
+    `max_limit`); a CSV without ``limit`` streams every row, read `csv_batch` at a time, at
+    most `max_streams` at once (the next one is refused, 503 with Retry-After: a stream holds
+    a database connection the switch's own writes share)."""
+    streams = [0]  # CSV streams running
 
     def handler(kind: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -469,8 +490,13 @@ def report_routes(get_store: Callable[[], Any], get_settings: Callable[[], Repor
                     async for rows in batches:
                         yield fmt_rows.csv(rows)
 
-            return StreamingResponse(stream(), media_type="text/csv; charset=utf-8",
-                                     headers=headers)
+            if streams[0] >= max_streams:
+                return JSONResponse({"error": f"{streams[0]} report exports are running; "
+                                              "try again shortly (or ask for pages: limit=)"},
+                                    status_code=503, headers={"Retry-After": "5"})
+            streams[0] += 1
+            return _Export(stream(), media_type="text/csv; charset=utf-8", headers=headers,
+                           done=lambda: streams.__setitem__(0, streams[0] - 1))
 
         return endpoint
 

@@ -204,3 +204,35 @@ async def test_limit_is_clamped_to_the_most_a_page_holds(store: Store) -> None:
                                params={**params, "limit": "1000"})).json()
         assert (body["limit"], len(body["rows"])) == (4, 4)
         assert "limit=4" in body["next"]
+
+
+async def test_csv_streams_at_once_are_bounded() -> None:
+    """A CSV stream holds a database connection while it runs: beyond `max_streams` at once
+    the next one is refused (503, Retry-After) and a slot frees when a stream ends."""
+    import asyncio
+
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    class SlowStore:
+        async def stream_report_rows(self, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+            started.set()
+            await release.wait()
+            yield [ReportRow("queue", "alpha", DAYS[0], 1.0e9, 900.0,
+                             dict.fromkeys(QUEUE_COUNTS, 0.0))]
+
+    store = SlowStore()
+    app = Starlette(routes=report_routes(lambda: store, settings, allow_all, max_streams=1))
+    params = {"from": DAYS[0], "group": "interval", "format": "csv"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as http:
+        first = asyncio.create_task(http.get("/api/reports/queues", params=params))
+        await asyncio.wait_for(started.wait(), 5)
+        busy = await http.get("/api/reports/queues", params=params)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+        assert "exports are running" in busy.json()["error"]
+        release.set()
+        r = await asyncio.wait_for(first, 5)
+        assert r.status_code == 200 and r.text.count("\n") == 2
+        again = await http.get("/api/reports/queues", params=params)
+        assert again.status_code == 200  # the slot came back
