@@ -251,6 +251,8 @@ class _Rows:
         key = r.start if group == "interval" else (r.day if group == "day" else "total")
         shown = self.starts.get(key)
         if shown is None:
+            if len(self.starts) >= 4096:  # rows come in period order: old ones are done
+                self.starts.clear()
             tz = self.q.tz
             if group == "interval":
                 assert r.start is not None
@@ -319,13 +321,14 @@ def _csv_cell(v: Any) -> Any:
 
 
 class _Cells(dict[Any, Any]):
-    """`_csv_cell` of hashable values, remembered (at most `MAX` of them)."""
+    """`_csv_cell` of hashable values; whole numbers (the counts, which repeat) remembered,
+    at most `MAX` of them (a stream's memory stays bounded)."""
 
-    MAX = 100_000
+    MAX = 20_000
 
     def __missing__(self, v: Any) -> Any:
         text = _csv_cell(v)
-        if v.__class__ is float and len(self) < self.MAX:
+        if v.__class__ is float and v.is_integer() and len(self) < self.MAX:
             self[v] = text
         return text
 
