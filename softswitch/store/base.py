@@ -385,6 +385,37 @@ def keyset_sql(cols: Sequence[str], values: Sequence[Any], op: str,
     return f"{first} {bound} {a} AND ({first} {beyond} {b} OR ({first} = {c} AND {rest}))"
 
 
+def report_where(dialect: str, kind: str, start: float | None, end: float | None,
+                 first_day: str | None, last_day: str | None,
+                 names: Sequence[str] | None, keyset: Sequence[str] = (),
+                 after: Sequence[Any] | None = None,
+                 upto: Sequence[Any] | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its arguments) of a report query on `dialect`'s placeholders:
+    the time range (interval starts or local days), the names, and a keyset page bound
+    (after `after`, up to `upto`)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def mark(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}" if dialect == "postgres" else "?"
+
+    for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
+                              ("day", ">=", first_day), ("day", "<=", last_day)):
+        if value is not None:
+            clauses.append(f"{column} {op} {mark(value)}")
+    if names is not None:
+        if dialect == "postgres":
+            clauses.append(f"{kind} = ANY({mark(list(names))}::text[])")
+        else:
+            clauses.append(f"{kind} IN ({', '.join(mark(n) for n in names)})")
+    if after is not None:
+        clauses.append(keyset_sql(keyset, after, ">", mark))
+    if upto is not None:
+        clauses.append(keyset_sql(keyset, upto, "<=", mark))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
 def summed_rows(kind: str, period: str, records: Sequence[Sequence[Any]],
                 aux_records: Sequence[Sequence[Any]]) -> list[ReportRow]:
     """ReportRows from `report_sum_sql` results."""

@@ -34,7 +34,6 @@ from softswitch.store.base import (
     cdr_where,
     check_schema_version,
     encode_event,
-    keyset_sql,
     load_migrations,
     report_key,
     report_keyset,
@@ -43,6 +42,7 @@ from softswitch.store.base import (
     report_sum_sql,
     report_upsert_sql,
     report_values,
+    report_where,
     rollup_sql,
     summed_rows,
     survey_where,
@@ -361,7 +361,7 @@ class PostgresStore(Store):
                                names: Sequence[str] | None = None) -> list[ReportRow]:
         sql = report_select_sql(kind, group)
         key = "start_ts" if group == "interval" else "day"
-        where, args = self._report_where(kind, start, end, first_day, last_day, names)
+        where, args = report_where(self.dialect, kind, start, end, first_day, last_day, names)
         async with self.pool.acquire() as conn:
             records = await conn.fetch(
                 f'{sql}{where} ORDER BY {key}, {kind} COLLATE "C"', *args)
@@ -375,30 +375,6 @@ class PostgresStore(Store):
                     aux.setdefault((name, k), {})[reason] = float(seconds)
         return report_rows(kind, records, aux)
 
-    @staticmethod
-    def _report_where(kind: str, start: float | None, end: float | None,
-                      first_day: str | None, last_day: str | None,
-                      names: Sequence[str] | None, keyset: Sequence[str] = (),
-                      after: Sequence[Any] | None = None,
-                      upto: Sequence[Any] | None = None) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-
-        def mark(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
-                                  ("day", ">=", first_day), ("day", "<=", last_day)):
-            if value is not None:
-                clauses.append(f"{column} {op} {mark(value)}")
-        if names is not None:
-            clauses.append(f"{kind} = ANY({mark(list(names))}::text[])")
-        if after is not None:
-            clauses.append(keyset_sql(keyset, after, ">", mark))
-        if upto is not None:
-            clauses.append(keyset_sql(keyset, upto, "<=", mark))
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     async def _fill_aux(self, conn: asyncpg.Connection, source: str, period: str,
                         combine: bool, bounds: _Bounds, names: Sequence[str] | None,
@@ -406,7 +382,7 @@ class PostgresStore(Store):
         """The aux seconds of agent `rows`, the page (or batch) that follows `after`."""
         keyset = report_keyset("agent", period, combine, self.dialect)
         last = report_key(rows[-1], period, combine) if keyset else None
-        where, args = self._report_where("agent", *bounds, names, keyset,
+        where, args = report_where(self.dialect, "agent", *bounds, names, keyset,
                                          after if keyset else None, last)
         aux_sql = report_sum_sql("agent", source, period, combine, where, self.dialect)[1]
         assert aux_sql is not None
@@ -421,7 +397,7 @@ class PostgresStore(Store):
         bounds: _Bounds = (start, end, first_day, last_day)
         keyset = report_keyset(kind, period, combine, self.dialect)
         after = after if keyset else None
-        where, args = self._report_where(kind, *bounds, names, keyset, after)
+        where, args = report_where(self.dialect, kind, *bounds, names, keyset, after)
         figures = report_sum_sql(kind, source, period, combine, where, self.dialect,
                                  limit=limit)[0]
         async with self.pool.acquire() as conn:
@@ -441,7 +417,7 @@ class PostgresStore(Store):
         bounds: _Bounds = (start, end, first_day, last_day)
         keyset = report_keyset(kind, period, combine, self.dialect)
         after = after if keyset else None
-        where, args = self._report_where(kind, *bounds, names, keyset, after)
+        where, args = report_where(self.dialect, kind, *bounds, names, keyset, after)
         figures = report_sum_sql(kind, source, period, combine, where, self.dialect)[0]
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                                  readonly=True):

@@ -29,7 +29,6 @@ from softswitch.store.base import (
     cdr_where,
     check_schema_version,
     encode_event,
-    keyset_sql,
     load_migrations,
     report_key,
     report_keyset,
@@ -38,6 +37,7 @@ from softswitch.store.base import (
     report_sum_sql,
     report_upsert_sql,
     report_values,
+    report_where,
     rollup_sql,
     summed_rows,
     survey_where,
@@ -352,7 +352,7 @@ class SqliteStore(Store):
                                names: Sequence[str] | None = None) -> list[ReportRow]:
         sql = report_select_sql(kind, group)
         key = "start_ts" if group == "interval" else "day"
-        where, args = self._report_where(kind, start, end, first_day, last_day, names)
+        where, args = report_where(self.dialect, kind, start, end, first_day, last_day, names)
         async with self._lock:
             records = await self.db.execute_fetchall(f"{sql}{where} ORDER BY {key}, {kind}",
                                                      args)
@@ -367,30 +367,6 @@ class SqliteStore(Store):
                     aux.setdefault((name, k), {})[reason] = float(seconds)
         return report_rows(kind, list(records), aux)
 
-    @staticmethod
-    def _report_where(kind: str, start: float | None, end: float | None,
-                      first_day: str | None, last_day: str | None,
-                      names: Sequence[str] | None, keyset: Sequence[str] = (),
-                      after: Sequence[Any] | None = None,
-                      upto: Sequence[Any] | None = None) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-
-        def mark(value: Any) -> str:
-            args.append(value)
-            return "?"
-
-        for column, op, value in (("start_ts", ">=", start), ("start_ts", "<", end),
-                                  ("day", ">=", first_day), ("day", "<=", last_day)):
-            if value is not None:
-                clauses.append(f"{column} {op} {mark(value)}")
-        if names is not None:
-            clauses.append(f"{kind} IN ({', '.join(mark(n) for n in names)})")
-        if after is not None:
-            clauses.append(keyset_sql(keyset, after, ">", mark))
-        if upto is not None:
-            clauses.append(keyset_sql(keyset, upto, "<=", mark))
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     async def sum_report_rows(self, kind: str, source: str, period: str, *,
                               start: float | None = None, end: float | None = None,
@@ -401,7 +377,7 @@ class SqliteStore(Store):
         keyset = report_keyset(kind, period, combine, self.dialect)
         if not keyset:
             after = None  # one row at most: nothing to page
-        where, args = self._report_where(kind, start, end, first_day, last_day, names,
+        where, args = report_where(self.dialect, kind, start, end, first_day, last_day, names,
                                          keyset, after)
         figures = report_sum_sql(kind, source, period, combine, where, self.dialect,
                                  limit=limit)[0]
@@ -411,7 +387,7 @@ class SqliteStore(Store):
             if kind == "agent" and rows:
                 # Only the aux seconds of this page's rows (after `after`, up to its last).
                 last = report_key(rows[-1], period, combine) if keyset else None
-                where, args = self._report_where(kind, start, end, first_day, last_day,
+                where, args = report_where(self.dialect, kind, start, end, first_day, last_day,
                                                  names, keyset, after, last)
                 aux_sql = report_sum_sql(kind, source, period, combine, where,
                                          self.dialect)[1]
