@@ -12,6 +12,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,11 @@ def _run(config: str) -> int:
         return 1
     switch = Switch(config, cfg)
     configure_logging(cfg.log.level)
+    return _serve(switch.run_forever(), "softswitch")
+
+
+def _serve(main: Coroutine[Any, Any, None], name: str) -> int:
+    """Run a long-lived process on uvloop when it is installed; 1 when it cannot listen."""
     try:
         import uvloop
 
@@ -128,9 +134,9 @@ def _run(config: str) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(switch.run_forever())
+        asyncio.run(main)
     except OSError as exc:
-        print(f"softswitch: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -148,18 +154,8 @@ def _reporting(config: str) -> int:
               f"bus = \"nats\"", file=sys.stderr)
         return 1
     configure_logging(cfg.log.level)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        asyncio.run(StandaloneReporting(cfg, open_store(cfg.store.url)).run_forever())
-    except OSError as exc:
-        print(f"softswitch reporting: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return _serve(StandaloneReporting(cfg, open_store(cfg.store.url)).run_forever(),
+                  "softswitch reporting")
 
 
 def _rebuild(args: argparse.Namespace) -> int:
