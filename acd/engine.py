@@ -192,9 +192,14 @@ class Engine:
         if queue is not None:
             queue.record_handling(talk + (acw if acw != MANUAL else 0.0))
         self._finish(call)
+        transferred = "transferred" if e.transferred_to else ""
         self._report(rep.CallCompleted(
             ts=now, call_id=call.id, queue=call.queue, priority_class=call.priority_class,
-            agent=agent.id, talk=talk))
+            agent=agent.id, talk=talk, reason=transferred))
+        if e.transferred_to:
+            self._report(rep.CallTransferred(
+                ts=now, call_id=call.id, queue=call.queue, priority_class=call.priority_class,
+                agent=agent.id, target=e.transferred_to))
         agent.call = None
         if acw > 0:
             self._transition(agent, Trigger.WRAP, now, out, call=call)

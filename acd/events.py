@@ -43,9 +43,13 @@ class CallAbandoned(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallEnded(Event):
-    """A connected call ended (either side hung up, or transferred away)."""
+    """A connected call ended (either side hung up, or transferred away).
+
+    `transferred_to`: the agent blind-transferred it there (an extension or a service
+    number); the agent's conversation ends as "transferred" (reporting CallTransferred)."""
 
     call_id: str
+    transferred_to: str = ""
 
 
 # -- agent legs -------------------------------------------------------------------------------

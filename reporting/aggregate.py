@@ -187,6 +187,9 @@ class IntervalAggregator:
                 b = self._bucket(f.ts)
                 self._arow(b, f.agent)[A_RNA] += 1
                 self._qrow(b, f.queue)[Q_RNA] += 1
+        elif t is rep.CallTransferred:
+            x: rep.CallTransferred = event  # type: ignore[assignment]
+            self._qrow(self._bucket(x.ts), x.queue)[Q_TRANSFERS] += 1
         # ConfigApplied and unknown types: nothing to count
 
     def _queued(self, e: rep.CallQueued) -> None:

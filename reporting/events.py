@@ -140,6 +140,18 @@ class CallCompleted(CallEvent):
     talk: float
 
 
+@_register
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(CallEvent):
+    """The agent blind-transferred an answered call (SIP REFER) to `target` (an extension
+    or a service number); follows the CallCompleted (reason "transferred") of that agent's
+    conversation. Counted as the queue's "transfers" (Avaya CMS TRANSFERRED)."""
+
+    type_name: ClassVar[str] = "call_transferred"
+    agent: str
+    target: str
+
+
 # -- calls through the switch (PBX-6) ---------------------------------------------------------
 
 

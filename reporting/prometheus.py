@@ -46,6 +46,8 @@ QUEUE_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("dropped", "softswitch_queue_calls_dropped",
      "Calls that left the queue with nowhere to go"),
     ("handled", "softswitch_queue_calls_handled", "Answered calls whose conversation ended"),
+    ("transfers", "softswitch_queue_transfers",
+     "Answered calls the agent blind-transferred away (SIP REFER; Avaya CMS TRANSFERRED)"),
     ("ring_no_answer", "softswitch_queue_offers_unanswered",
      "Offers to an agent that rang out (ring-no-answer)"),
     ("wait_sum", "softswitch_queue_answer_wait_seconds",

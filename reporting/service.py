@@ -523,7 +523,7 @@ def _queue_totals(r: list[float]) -> dict[str, float]:
             "abandoned_in_t": r[ag.Q_ABANDONED_IN_T], "overflowed": r[ag.Q_OVERFLOWED],
             "dropped": r[ag.Q_DROPPED], "handled": r[ag.Q_HANDLED],
             "wait_sum": r[ag.Q_WAIT_SUM], "talk": r[ag.Q_TALK], "acw": r[ag.Q_ACW],
-            "ring_no_answer": r[ag.Q_RNA]}
+            "ring_no_answer": r[ag.Q_RNA], "transfers": r[ag.Q_TRANSFERS]}
 
 
 def _agent_totals(r: list[float]) -> dict[str, float]:

@@ -43,6 +43,7 @@ from softswitch.b2bua import (
     PlayMoh,
     ReleaseMedia,
     StopMoh,
+    Transferred,
     WriteCdr,
 )
 from softswitch.config import Config, ConfigError, load_config
@@ -409,7 +410,8 @@ class Switch:
                     assert self.relay is not None and self.media_clock is not None
                     self.media_clock.stop(cmd.port)
                     self.relay.continue_stream(cmd.port)
-                elif type(cmd) in (LocalCall, LegAnswered, LegFailed, LegEnded, LocalEnded):
+                elif type(cmd) in (LocalCall, LegAnswered, LegFailed, LegEnded, LocalEnded,
+                                   Transferred):
                     assert self.contact_centre is not None
                     self.contact_centre.handle(cmd)  # type: ignore[arg-type]
                 elif type(cmd) is WriteCdr:

@@ -33,6 +33,7 @@ from softswitch.offer_answer import (
     answer_offer,
     make_offer,
 )
+from softswitch.refer import Refer, Transferor
 from softswitch.registrar import Registrar
 from softswitch.sdp import SdpError, SessionDescription, make_origin, parse_sdp
 from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState
@@ -51,11 +52,12 @@ from softswitch.sip.uri import NameAddr, SipURI, TelURI, Via, parse_name_addr, p
 from softswitch.store.base import Cdr
 
 __all__ = ["B2bua", "Bridge", "Call", "Command", "LegAnswered", "LegFailed", "LocalCall",
-           "LegEnded", "LocalEnded", "PlayMoh", "ReleaseMedia", "StopMoh", "WriteCdr"]
+           "LegEnded", "LocalEnded", "PlayMoh", "ReleaseMedia", "StopMoh", "Transferred",
+           "WriteCdr"]
 
 log = logging.getLogger("softswitch.b2bua")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +121,20 @@ class LocalEnded:
     side: str
 
 
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    """The answered leg of a call the switch answered sent REFER (blind transfer, RFC 3515):
+    it was answered 202 and detached; the caller is the switch's alone until the application
+    rings `number` (`offer_leg`) and reports the outcome with `refer_result`.
+    `kind` is "extension" or "service" (softswitch.dialplan)."""
+
+    call: Call
+    kind: str
+    number: str
+
+
 Command = (SendMessage | Bridge | ReleaseMedia | WriteCdr | PlayMoh | StopMoh | LocalCall
-           | LegAnswered | LegFailed | LegEnded | LocalEnded)
+           | LegAnswered | LegFailed | LegEnded | LocalEnded | Transferred)
 
 
 @dataclass(eq=False, slots=True)
@@ -183,6 +197,7 @@ class Call:
     session_timer: SessionTimer | None = None
     local: bool = False  # answered by the switch (LocalCall); B leg rung by offer_leg
     keep_a: bool = False  # local: a BYE from the B leg ends only that leg (LegEnded)
+    transferor: Transferor | None = None  # a blind transfer in progress (softswitch/refer.py)
 
     @property
     def call_id(self) -> str:
@@ -203,7 +218,7 @@ _DISPOSITIONS = {486: "busy", 600: "busy", 603: "rejected", 404: "not_found",
                  480: "unavailable", 408: "no_answer", 487: "cancelled", 488: "not_acceptable"}
 
 
-class B2bua(MidCall):
+class B2bua(MidCall, Refer):
     """Every call of the switch; see the module docstring for the I/O contract."""
 
     def __init__(
@@ -247,6 +262,7 @@ class B2bua(MidCall):
         self._seq = itertools.count()
         self.completed = 0
         self._init_midcall()
+        self._init_refer()
 
     # -- helpers ----------------------------------------------------------------------------
     def _via(self, transport: str) -> Via:
@@ -415,6 +431,9 @@ class B2bua(MidCall):
         midcall = self._midcall_response(txn, resp, now, wall)
         if midcall is not None:
             return midcall
+        refer = self._refer_response(txn, resp, now)
+        if refer is not None:
+            return refer
         relayed = self._relayed.pop(txn, None)
         if relayed is not None:
             server_txn, call = relayed
@@ -456,6 +475,9 @@ class B2bua(MidCall):
         midcall = self._midcall_timeout(txn, now, wall)
         if midcall is not None:
             return midcall
+        refer = self._refer_timeout(txn, now)
+        if refer is not None:
+            return refer
         relayed = self._relayed.pop(txn, None)
         if relayed is not None:
             server_txn, _call = relayed
@@ -516,7 +538,7 @@ class B2bua(MidCall):
         branch.final = resp.status
         if call.local and call.winner is None and call.state == "answered" and (
                 branch in call.branches):
-            return out + self._leg_answered(call, branch, resp, now)
+            return out + self._leg_answered(call, branch, resp, now, wall)
         if call.state != "ringing":
             # Answered too late (after a CANCEL, another branch, or the caller's CANCEL):
             # RFC 3261 §9.1 — the dialog is ended with BYE.
@@ -571,7 +593,7 @@ class B2bua(MidCall):
                 return []
             best = min((b.final for b in call.branches), key=_rank)
             call.branches = []
-            return [LegFailed(call, best)]
+            return self._leg_outcome(LegFailed(call, best), now, wall)
         if call.state != "ringing" or any(not b.done for b in call.branches):
             return []
         best = min((b.final for b in call.branches), key=_rank)
@@ -636,6 +658,9 @@ class B2bua(MidCall):
                      wall: float) -> list[Command]:
         found = self._by_dialog.get(DialogId.of_request(req))
         if found is None:
+            gone = self._transferor_request(txn, req, now)
+            if gone is not None:
+                return gone
             # RFC 3261 §12.2.2: a request in a dialog we do not know.
             return self._send_response(
                 txn, make_response(req, 481, "Call/Transaction Does Not Exist"), now)
@@ -658,6 +683,8 @@ class B2bua(MidCall):
             return out
         if method in ("INVITE", "UPDATE"):
             return self._offer(call, leg, txn, req, now)
+        if method == "REFER":
+            return self._refer(call, leg, dialog, txn, req, now, wall)
         if method == "INFO" and other.state is DialogState.CONFIRMED:
             # Passed through to the other leg (DTMF as SIP INFO, RFC 6086); its final
             # response comes back as ours.
@@ -716,6 +743,7 @@ class B2bua(MidCall):
         self._by_a_txn.pop(call.a_txn, None)
         self.calls.pop(call.id, None)
         self._forget_midcall(call)
+        out_refer = self._refer_ended(call, now)
         for branch in call.branches:
             if branch.txn is not None and (branch.done or call.winner is not None):
                 self._by_client.pop(branch.txn, None)
@@ -728,7 +756,7 @@ class B2bua(MidCall):
         if call.a_ack is not None:
             call.a_ack.done = True
         self.completed += 1
-        out: list[Command] = []
+        out: list[Command] = out_refer
         if call.local:
             if call.winner is None:
                 for branch in call.branches:
@@ -819,11 +847,11 @@ class B2bua(MidCall):
         targets = [(b.contact, dest) for b in self.location.lookup(aor, wall)
                    if (dest := _peer_of(b.received)) is not None]
         if not targets:
-            return [LegFailed(call, 480)]
+            return self._leg_outcome(LegFailed(call, 480), now, wall)
         if not call.b_port:
             b_port = self.allocate()
             if b_port is None:
-                return [LegFailed(call, 503)]
+                return self._leg_outcome(LegFailed(call, 503), now, wall)
             call.b_port = b_port
         first = call.a_neg.codec
         others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
@@ -860,8 +888,22 @@ class B2bua(MidCall):
             return []
         return [self._bridge(call)]
 
+    def _leg_outcome(self, report: LegAnswered | LegFailed, now: float,
+                     wall: float) -> list[Command]:
+        """`report` goes to the application, unless the B2BUA rings a transfer target itself
+        (a call between two phones, softswitch/refer.py): then it bridges or hangs up."""
+        call = report.call
+        tr = call.transferor
+        if tr is None or not tr.auto:
+            return [report]
+        if isinstance(report, LegAnswered):
+            out = self.connect(call)
+            return out + self.refer_result(call, 200, now)
+        out = self.refer_result(call, report.status, now)
+        return out + self.hangup(call, "transfer_failed", now, wall)
+
     def _leg_answered(self, call: Call, branch: Branch, resp: Response,
-                      now: float) -> list[Command]:
+                      now: float, wall: float) -> list[Command]:
         assert branch.dialog is not None and call.b_offer is not None
         try:
             neg = accept_answer(call.b_offer, parse_sdp(resp.body)) if resp.body else None
@@ -871,7 +913,7 @@ class B2bua(MidCall):
             call.branches = [b for b in call.branches if b is not branch]
             refused = self._send_bye(branch.dialog, branch.dest, now)
             if not call.branches:
-                refused.append(LegFailed(call, 488))
+                refused.extend(self._leg_outcome(LegFailed(call, 488), now, wall))
             return refused
         call.b_neg, call.b_remote, call.b_local = neg, _sdp_or_none(resp.body), call.b_offer
         call.winner = branch
@@ -880,7 +922,7 @@ class B2bua(MidCall):
         for other in call.branches:
             if other is not branch:
                 out.extend(self._cancel_branch(other, now))
-        out.append(LegAnswered(call))
+        out.extend(self._leg_outcome(LegAnswered(call), now, wall))
         return out
 
     def _local_in_dialog(self, call: Call, txn: ServerTransaction, req: Request, now: float,
@@ -894,6 +936,9 @@ class B2bua(MidCall):
         if req.method == "BYE":
             out = self._send_response(txn, make_response(req, 200, "OK"), now)
             return out + self._end(call, "answered", "bye", "caller", now, wall)
+        if req.method == "REFER":
+            # Nobody but the switch in the call: nothing to transfer (RFC 3515 §2.4.2).
+            return self._send_response(txn, make_response(req, 403, "Forbidden"), now)
         if req.method in ("INVITE", "UPDATE") and req.body:
             # A new offer with nobody to pass it to: the session stays as it is (§14.1).
             return self._send_response(txn, make_response(req, 488, "Not Acceptable Here"),

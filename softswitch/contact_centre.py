@@ -61,6 +61,7 @@ from softswitch.b2bua import (
     LegFailed,
     LocalCall,
     LocalEnded,
+    Transferred,
 )
 from softswitch.config import Config
 from softswitch.dialplan import Extension
@@ -239,20 +240,25 @@ class ContactCentre:
             log.debug("ACD: %r", c)
 
     # -- B2BUA reports -------------------------------------------------------------------------
-    def handle(self, c: LocalCall | LegAnswered | LegFailed | LegEnded | LocalEnded) -> None:
+    def handle(self, c: LocalCall | LegAnswered | LegFailed | LegEnded | LocalEnded
+               | Transferred) -> None:
         if isinstance(c, LocalCall):
             self._local_call(c)
             return
         s = self.sessions.get(c.call.id)
         if s is None:
             return
-        if isinstance(c, LegAnswered) and s.stage == "transferring":
+        if isinstance(c, Transferred):
+            self._transferred(s, c)
+        elif isinstance(c, LegAnswered) and s.stage == "transferring":
             self.media_clock.stop(s.call.a_port)
             self.relay.continue_stream(s.call.a_port)
             s.stage = "connected"
             self.sink(self.b2bua.connect(s.call))
+            self.sink(self.b2bua.refer_result(s.call, 200, self.loop.time()))  # an agent's REFER
         elif isinstance(c, LegFailed) and s.stage == "transferring":
             log.info("call %s: transfer to %s failed (%d)", s.acd_id, s.transfer, c.status)
+            self.sink(self.b2bua.refer_result(s.call, c.status, self.loop.time()))
             self._close_with(s, "unavailable", self._language(s))
         elif isinstance(c, LegAnswered):
             if s.offered is None or s.acd_id not in self._by_acd:
@@ -458,6 +464,35 @@ class ContactCentre:
             assert action.info is not None
             s.stage, s.then = "info", action.then
             self._play(s, action.info, self._language(s))
+
+    # -- blind transfer by the agent (SIP REFER, softswitch/refer.py) -------------------------
+    def _transferred(self, s: Session, c: Transferred) -> None:
+        """The agent's leg REFERred the caller to `c.number` and left the call: the agent's
+        conversation ends ("transferred", then after-call work as the queue says); an
+        extension is rung like a transfer node, a service number queues the call anew."""
+        now = self.loop.time()
+        log.info("call %s: agent %s transferred it to %s (%s)", s.acd_id, s.agent or "-",
+                 c.number, c.kind)
+        if self._by_acd.pop(s.acd_id, None) is not None:
+            self._engine(ev.CallEnded(s.acd_id, transferred_to=c.number))
+        s.offered, s.survey = None, False
+        self.relay.detach(s.call.a_port)
+        if c.kind == "extension":
+            self._transfer(s, c.number)  # outcome: LegAnswered / LegFailed, "transferring"
+            return
+        service = self.services.get(c.number)
+        if service is None or (service.queue is None and service.menu is None):
+            self.sink(self.b2bua.refer_result(s.call, 404, now))
+            self._close_with(s, "unavailable", self._language(s))
+            return
+        # The switch took the call into the service: the transfer is done (NOTIFY 200).
+        self.sink(self.b2bua.refer_result(s.call, 200, now))
+        s.service, s.number, s.tries = service, c.number, 0
+        if service.queue is not None:
+            self._enqueue(s, service.queue)
+        else:
+            s.stage = "greeting"
+            self._play(s, service.greeting, service.language)
 
     # -- transfer node: ring an extension, bridge it like an agent --------------------------
     def _transfer(self, s: Session, number: str) -> None:

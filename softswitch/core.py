@@ -45,8 +45,8 @@ __all__ = ["ALLOWED", "SUPPORTED", "SipCore", "SipCounters"]
 log = logging.getLogger("softswitch.sip")
 
 # What this switch serves; UPDATE and INFO only inside a call's dialog (RFC 3311, RFC 6086).
-ALLOWED = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "INVITE", "BYE", "UPDATE", "INFO"})
-_CALL_METHODS = frozenset({"INVITE", "BYE", "UPDATE", "INFO"})
+ALLOWED = frozenset("REGISTER OPTIONS ACK CANCEL INVITE BYE UPDATE INFO REFER".split())
+_CALL_METHODS = frozenset({"INVITE", "BYE", "UPDATE", "INFO", "REFER"})
 SUPPORTED = frozenset({"path", "outbound"})
 ACCEPT = "application/sdp"
 

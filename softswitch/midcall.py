@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MidCall", "PlayMoh", "StopMoh"]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
 
 
 @dataclass(frozen=True, slots=True)

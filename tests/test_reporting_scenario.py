@@ -3,8 +3,11 @@ real store (SQLite and PostgreSQL), checked against figures computed by hand.
 
 The morning of Monday 2026-11-23 in Asia/Jakarta (UTC+7), 15-minute intervals, queues
 ``sales`` (T = 20 s) and ``support`` (T = 30 s, per-queue), short abandon S = 5 s. Times below
-are seconds after 08:00 local. Transfers: the ACD emits no transfer event yet, so transfers
-are 0 (docs/metrics.md) — the scenario has none.
+are seconds after 08:00 local. One transfer: agent 2002 ends C6 at 1210 by blind-transferring
+it to extension 1003 (SIP REFER): its CallCompleted has reason "transferred" (still handled,
+talk 300, ACW as usual) and a CallTransferred follows at the same second. The only figures it
+adds are sales' transfers = 1 in 08:15 (1210 s = 08:20:10) and in the day; every other figure
+is the same as without it (a transfer to an extension leaves the queues).
 
 Agents
   2001 (sales, support): login 0; C1 rings 60, talk 70–250, ACW 250–280 (sales); C2 rings
@@ -20,7 +23,8 @@ Calls
   C3 sales   queued 420, abandoned 423 (wait 3: short abandon)
   C4 support queued 480, abandoned 520 (wait 40)
   C5 support queued 780, answered 805 (wait 25: within support's 30, not sales' 20)
-  C6 sales   queued 890, answered 910 (wait 20: within T; counted at 08:15, its outcome)
+  C6 sales   queued 890, answered 910 (wait 20: within T; counted at 08:15, its outcome);
+             transferred by 2002 to 1003 at 1210 (transfers: sales 08:15)
   C7 sales   queued 960, overflowed to voicemail 1080 (wait 120)
   C8 support arrives 1140 with no agent to queue for (position 0): dropped at once
   C10 support queued 1860, answered 1865 (wait 5)
@@ -123,7 +127,9 @@ def morning() -> list[rep.ReportEvent]:
         q(1140, "C8", "support", position=0),
         rep.CallOverflowed(ts=T0 + 1140, call_id="C8", queue="support", destination=None,
                            reason="no_agents"),
-        done(1210, "C6", "sales", "2002", 300),
+        dataclasses.replace(done(1210, "C6", "sales", "2002", 300), reason="transferred"),
+        rep.CallTransferred(ts=T0 + 1210, call_id="C6", queue="sales", agent="2002",
+                            target="1003"),
         st(1210, "2002", "acw", "on_call", queue="sales", call="C6"),
         st(1240, "2002", "available", "acw"),
         st(1320, "2003", "aux", "available", reason="break"),
@@ -170,8 +176,9 @@ QUEUE_INTERVALS = [
          handled=2, talk=600, acw=30, ring_no_answer=1),
     qrow("support", A, offered=2, queued=2, answered=1, answered_in_t=1, wait_sum=25,
          max_wait=25, abandoned=1, abandon_wait_sum=40),
+    # C6's transfer at 08:20:10 (the only transfer of the morning): transfers=1 here.
     qrow("sales", B, offered=2, queued=2, answered=1, answered_in_t=1, wait_sum=20,
-         max_wait=20, overflowed=1, handled=1, talk=300, acw=30),
+         max_wait=20, overflowed=1, handled=1, talk=300, acw=30, transfers=1),
     qrow("support", B, offered=1, dropped=1, handled=1, talk=220, acw=60),
     qrow("support", C, offered=1, queued=1, answered=1, answered_in_t=1, wait_sum=5,
          max_wait=5, handled=1, talk=120, acw=60),
@@ -195,7 +202,7 @@ AGENT_INTERVALS = [
 QUEUE_DAYS = [
     qrow("sales", None, offered=5, queued=5, answered=3, answered_in_t=2, wait_sum=60,
          max_wait=30, abandoned=1, short_abandoned=1, abandoned_in_t=1, abandon_wait_sum=3,
-         overflowed=1, handled=3, talk=900, acw=60, ring_no_answer=1),
+         overflowed=1, handled=3, talk=900, acw=60, ring_no_answer=1, transfers=1),
     qrow("support", None, offered=4, queued=3, answered=2, answered_in_t=2, wait_sum=30,
          max_wait=25, abandoned=1, abandon_wait_sum=40, dropped=1, handled=2, talk=340,
          acw=120),

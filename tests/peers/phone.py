@@ -243,3 +243,8 @@ class Phone:
 
     async def unhold(self, call: int) -> None:
         await self.command("unhold", call=call)
+
+    async def xfer(self, call: int, uri: str) -> None:
+        """Blind-transfer ``call`` to ``uri`` (REFER); the NOTIFYs come as
+        ``transfer_status`` events (code, reason, final)."""
+        await self.command("xfer", call=call, uri=uri)

@@ -171,6 +171,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                      hold=status in (pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
                                      pj.PJSUA_CALL_MEDIA_REMOTE_HOLD))
 
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        # The NOTIFYs of our REFER (RFC 3515 §2.4.4): the sipfrag's status line.
+        emit("transfer_status", call=self.cid, code=int(prm.statusCode),
+             reason=str(prm.reason), final=bool(prm.finalNotify))
+
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         emit("dtmf", call=self.cid, digit=str(prm.digit), method=int(prm.method))
 
@@ -259,6 +264,7 @@ class PhoneProcess:
             "stop_record": self.cmd_stop_record,
             "hold": self.cmd_hold,
             "unhold": self.cmd_unhold,
+            "xfer": self.cmd_xfer,
             "set_auto_answer": self.cmd_set_auto_answer,
             "quit": self.cmd_quit,
         }
@@ -377,6 +383,11 @@ class PhoneProcess:
         op = pj.CallOpParam(True)
         op.opt.flag = pj.PJSUA_CALL_UNHOLD
         self.get_call(c).reinvite(op)
+        return {}
+
+    def cmd_xfer(self, c: Json) -> Json:
+        """Blind transfer: REFER with Refer-To ``c["uri"]`` (RFC 3515)."""
+        self.get_call(c).xfer(str(c["uri"]), pj.CallOpParam(True))
         return {}
 
     def cmd_set_auto_answer(self, c: Json) -> Json:
