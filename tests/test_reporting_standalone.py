@@ -88,9 +88,10 @@ def morning() -> list[rep.ReportEvent]:
     return sorted([*events, *noise], key=lambda e: e.ts) + [closing]
 
 
-async def test_reporting_process_survives_a_kill_without_losing_events(
-        nats_names: dict[str, str], store_url: str, tmp_path: Path) -> None:
-    port = free_port()
+def reporting_config(tmp_path: Path, store_url: str, nats_names: dict[str, str], port: int,
+                     *, reporting: str = "", web: str = "") -> Path:
+    """The config of a `softswitch reporting` process on this test's own NATS stream, subject
+    prefix and durable, serving on `port`; `reporting`/`web`: extra lines of those tables."""
     config = tmp_path / "reporting.toml"
     config.write_text(f"""
 [store]
@@ -104,10 +105,19 @@ nats_subject_prefix = "{nats_names['prefix']}"
 embedded = false
 listen = "127.0.0.1:{port}"
 durable = "{nats_names['durable']}"
-sl_thresholds = {{ support = 30 }}
+{reporting}
 [web]
 timezone = "{scenario.TZ}"
+{web}
 """)
+    return config
+
+
+async def test_reporting_process_survives_a_kill_without_losing_events(
+        nats_names: dict[str, str], store_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    config = reporting_config(tmp_path, store_url, nats_names, port,
+                              reporting="sl_thresholds = { support = 30 }")
     base = f"http://127.0.0.1:{port}"
     store = open_store(store_url)
     await store.open()  # migrated here first: the process and this test share it
@@ -262,23 +272,7 @@ async def test_reporting_process_serves_cdr_and_stops_with_a_live_stream_open(
     from softswitch.store.base import Cdr
 
     port = free_port()
-    config = tmp_path / "reporting.toml"
-    config.write_text(f"""
-[store]
-url = "{store_url}"
-[events]
-bus = "nats"
-nats_url = "{NATS_URL}"
-nats_stream = "{nats_names['stream']}"
-nats_subject_prefix = "{nats_names['prefix']}"
-[reporting]
-embedded = false
-listen = "127.0.0.1:{port}"
-durable = "{nats_names['durable']}"
-[web]
-timezone = "{scenario.TZ}"
-language = "en"
-""")
+    config = reporting_config(tmp_path, store_url, nats_names, port, web='language = "en"')
     base = f"http://127.0.0.1:{port}"
     store = open_store(store_url)
     await store.open()
