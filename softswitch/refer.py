@@ -36,7 +36,7 @@ from softswitch.dialplan import Application, NotFound
 from softswitch.sip.dialog import Dialog, DialogId, DialogState
 from softswitch.sip.errors import SipError
 from softswitch.sip.events import SendMessage
-from softswitch.sip.message import Peer, Request, make_response
+from softswitch.sip.message import Peer, Request, default_reason, make_response
 from softswitch.sip.transaction import ClientTransaction, ServerTransaction
 from softswitch.sip.uri import SipURI, TelURI, parse_name_addr
 
@@ -49,11 +49,6 @@ if TYPE_CHECKING:
     from softswitch.sip.uri import Via
 
 __all__ = ["Refer", "Transferor"]
-
-_REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
-            480: "Temporarily Unavailable", 486: "Busy Here", 487: "Request Terminated",
-            488: "Not Acceptable Here", 503: "Service Unavailable", 603: "Decline"}
-
 
 @dataclass(eq=False, slots=True)
 class Transferor:
@@ -173,8 +168,7 @@ class Refer:
         if tr is None:
             return []
         call.transferor = None
-        return self._notify(tr, status, reason or _REASONS.get(status, "Failed"), now,
-                            final=True)
+        return self._notify(tr, status, reason or default_reason(status), now, final=True)
 
     def _refer_ended(self, call: Call, now: float) -> list[Command]:
         """The call ended while its transfer was pending (the caller hung up)."""
@@ -204,11 +198,10 @@ class Refer:
             return None
         if resp.status < 200:  # type: ignore[attr-defined]
             return []
-        del self._notifies[client]
-        tr, final = found
-        return self._bye_transferor(tr, now) if final else []
+        return self._refer_timeout(client, now)
 
     def _refer_timeout(self, client: ClientTransaction, now: float) -> list[Command] | None:
+        """A NOTIFY's final response or its timeout: after the final NOTIFY, BYE."""
         found = self._notifies.pop(client, None)
         if found is None:
             return None
