@@ -700,17 +700,24 @@ class B2bua(MidCall, Refer):
                      now: float) -> list[Command]:
         """The agent's leg hung up; the caller stays answered by the switch alone."""
         out = self._send_response(txn, make_response(req, 200, "OK"), now)
-        self._by_dialog.pop(dialog.id, None)
+        out.extend(self._drop_b_leg(call, dialog.id))
+        out.append(LegEnded(call))
+        return out
+
+    def _drop_b_leg(self, call: Call, dialog_id: DialogId) -> list[Command]:
+        """The answered leg (`dialog_id`) leaves `call`: its dialog no longer routes to the
+        call, an offer between the legs is forgotten (nobody to finish it), the leg's state
+        and relay port are released; the caller stays, the switch's alone."""
+        self._by_dialog.pop(dialog_id, None)
         for client in [c for c, p in self._reoffers.items() if p.call is call]:
-            del self._reoffers[client]  # an offer between the legs: nobody to finish it
+            del self._reoffers[client]
         call.winner, call.branches, call.keep_a = None, [], False
         call.b_neg = call.b_offer = call.b_local = call.b_remote = None
         call.held_by, call.reoffer = None, None
-        if call.b_port:
-            out.append(ReleaseMedia((call.b_port,)))
-            call.b_port = 0
-        out.append(LegEnded(call))
-        return out
+        if not call.b_port:
+            return []
+        port, call.b_port = call.b_port, 0
+        return [ReleaseMedia((port,))]
 
     def _legs(self, call: Call, leg: str) -> tuple[Dialog, Dialog, Peer]:
         assert call.a_dialog is not None and call.winner is not None

@@ -43,7 +43,6 @@ from softswitch.sip.uri import SipURI, TelURI, parse_name_addr
 if TYPE_CHECKING:
     from softswitch.b2bua import Call, Command
     from softswitch.dialplan import Dialplan
-    from softswitch.midcall import Reoffer
     from softswitch.sip.message import Response
     from softswitch.sip.transaction import TransactionLayer
     from softswitch.sip.uri import Via
@@ -68,14 +67,13 @@ class Refer:
     if TYPE_CHECKING:
         transactions: TransactionLayer
         dialplan: Dialplan
-        _by_dialog: dict[DialogId, tuple[Call, str]]
-        _reoffers: dict[ClientTransaction, Reoffer]
 
         def _send_response(self, txn: ServerTransaction, resp: Response,
                            now: float) -> list[Command]: ...
         def _send_bye(self, dialog: Dialog, dest: Peer, now: float) -> list[Command]: ...
         def _contact(self, transport: str) -> str: ...
         def _via(self, transport: str) -> Via: ...
+        def _drop_b_leg(self, call: Call, dialog_id: DialogId) -> list[Command]: ...
         def offer_leg(self, call: Call, aor: str, now: float, wall: float, *,
                       headers: tuple[tuple[str, str], ...] = ()) -> list[Command]: ...
 
@@ -140,22 +138,13 @@ class Refer:
 
     def _detach(self, call: Call, tr: Transferor) -> list[Command]:
         """The transferor's leg leaves the call; the caller is the switch's alone."""
-        from softswitch.b2bua import ReleaseMedia
         from softswitch.midcall import StopMoh
         out: list[Command] = []
-        self._by_dialog.pop(tr.dialog.id, None)
         self._transferors[tr.dialog.id] = tr
         call.transferor = tr
-        for client in [c for c, p in self._reoffers.items() if p.call is call]:
-            del self._reoffers[client]
         if call.held_by == "b":
             out.append(StopMoh(call.a_port))
-        call.winner, call.branches, call.keep_a = None, [], False
-        call.b_neg = call.b_offer = call.b_local = call.b_remote = None
-        call.held_by, call.reoffer = None, None
-        if call.b_port:
-            out.append(ReleaseMedia((call.b_port,)))
-            call.b_port = 0
+        out.extend(self._drop_b_leg(call, tr.dialog.id))
         call.local = True  # rung by offer_leg from now on
         return out
 
