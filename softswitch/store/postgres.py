@@ -383,7 +383,7 @@ class PostgresStore(Store):
         keyset = report_keyset("agent", period, combine, self.dialect)
         last = report_key(rows[-1], period, combine) if keyset else None
         where, args = report_where(self.dialect, "agent", *bounds, names, keyset,
-                                         after if keyset else None, last)
+                                   after if keyset else None, last)
         aux_sql = report_sum_sql("agent", source, period, combine, where, self.dialect)[1]
         assert aux_sql is not None
         attach_aux(period, rows, await conn.fetch(aux_sql, *args))

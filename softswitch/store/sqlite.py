@@ -378,7 +378,7 @@ class SqliteStore(Store):
         if not keyset:
             after = None  # one row at most: nothing to page
         where, args = report_where(self.dialect, kind, start, end, first_day, last_day, names,
-                                         keyset, after)
+                                   keyset, after)
         figures = report_sum_sql(kind, source, period, combine, where, self.dialect,
                                  limit=limit)[0]
         async with self._lock:
@@ -388,7 +388,7 @@ class SqliteStore(Store):
                 # Only the aux seconds of this page's rows (after `after`, up to its last).
                 last = report_key(rows[-1], period, combine) if keyset else None
                 where, args = report_where(self.dialect, kind, start, end, first_day, last_day,
-                                                 names, keyset, after, last)
+                                           names, keyset, after, last)
                 aux_sql = report_sum_sql(kind, source, period, combine, where,
                                          self.dialect)[1]
                 assert aux_sql is not None
