@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reporting.prometheus_rules import abandon_rate_ratio, service_level_ratio
+
 __all__ = ["DATASOURCE_UID", "dashboards", "main"]
 
 DATASOURCE_UID = "softswitch-prometheus"
@@ -67,24 +69,12 @@ def _inc(counter: str, window: str, sel: str = Q) -> str:
 
 
 def service_level_expr(formula: str, window: str) -> str:
-    """Rolling service level, same formulas as docs/metrics.md and the alert rules."""
-    in_t, ans = _inc("calls_answered_within_threshold", window), _inc("calls_answered", window)
-    ab = _inc("calls_abandoned", window)
-    if formula == "default":
-        return f"{in_t} / ({ans} + {ab} - {_inc('calls_short_abandoned', window)})"
-    if formula == "ignore_abandons":
-        return f"{in_t} / {ans}"
-    if formula == "abandons_against":
-        return f"{in_t} / ({ans} + {ab})"
-    if formula == "abandons_in_favour":
-        return f"({in_t} + {_inc('calls_abandoned_within_threshold', window)}) / ({ans} + {ab})"
-    raise ValueError(f"unknown service level formula {formula!r}")
+    """Rolling service level, the same expression as the alert rules (docs/metrics.md)."""
+    return service_level_ratio(formula, "{" + Q + "}", window)
 
 
 def abandon_rate_expr(window: str) -> str:
-    short = _inc("calls_short_abandoned", window)
-    return (f"({_inc('calls_abandoned', window)} - {short}) / "
-            f"({_inc('calls_offered', window)} - {short})")
+    return abandon_rate_ratio("{" + Q + "}", window)
 
 
 # -- panels ----------------------------------------------------------------------------------

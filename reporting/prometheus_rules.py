@@ -77,6 +77,32 @@ def _inc(counter: str, sel: str, window: str) -> str:
     return f"sum by (queue) (increase({_Q}{counter}_total{sel}[{window}]))"
 
 
+def service_level_ratio(sl_formula: str, sel: str, w: str) -> str:
+    """Service level over the window `w` from the queue counters, the docs/metrics.md formula
+    `sl_formula`; `sel` a label selector with its braces, or "". The alert rules and the
+    Grafana dashboards both use it."""
+    in_t = _inc("calls_answered_within_threshold", sel, w)
+    ans = _inc("calls_answered", sel, w)
+    ab = _inc("calls_abandoned", sel, w)
+    if sl_formula == "default":
+        return f"{in_t} / ({ans} + {ab} - {_inc('calls_short_abandoned', sel, w)})"
+    if sl_formula == "ignore_abandons":
+        return f"{in_t} / {ans}"
+    if sl_formula == "abandons_against":
+        return f"{in_t} / ({ans} + {ab})"
+    if sl_formula == "abandons_in_favour":
+        return (f"({in_t} + {_inc('calls_abandoned_within_threshold', sel, w)}) / "
+                f"({ans} + {ab})")
+    raise ValueError(f"unknown service level formula {sl_formula!r}")
+
+
+def abandon_rate_ratio(sel: str, w: str) -> str:
+    """Abandon rate over the window `w`, short abandons out of both sides (docs/metrics.md)."""
+    short = _inc("calls_short_abandoned", sel, w)
+    return (f"({_inc('calls_abandoned', sel, w)} - {short}) / "
+            f"({_inc('calls_offered', sel, w)} - {short})")
+
+
 def rule_expr(metric: str, op: str, value: float, *, window_s: float = 1800,
               queues: Sequence[str] = (), sl_formula: str = "default") -> str:
     """The PromQL expression that is non-empty while `metric op value` holds, per queue."""
@@ -84,26 +110,9 @@ def rule_expr(metric: str, op: str, value: float, *, window_s: float = 1800,
     w = duration(window_s)
     threshold = _number(value)
     if metric == "service_level":
-        in_t = _inc("calls_answered_within_threshold", sel, w)
-        ans = _inc("calls_answered", sel, w)
-        ab = _inc("calls_abandoned", sel, w)
-        if sl_formula == "default":
-            num, den = in_t, f"({ans} + {ab} - {_inc('calls_short_abandoned', sel, w)})"
-        elif sl_formula == "ignore_abandons":
-            num, den = in_t, ans
-        elif sl_formula == "abandons_against":
-            num, den = in_t, f"({ans} + {ab})"
-        elif sl_formula == "abandons_in_favour":
-            num = f"({in_t} + {_inc('calls_abandoned_within_threshold', sel, w)})"
-            den = f"({ans} + {ab})"
-        else:
-            raise ValueError(f"unknown service level formula {sl_formula!r}")
-        return f"({num} / {den}) {op} {threshold}"
+        return f"({service_level_ratio(sl_formula, sel, w)}) {op} {threshold}"
     if metric == "abandon_rate":
-        short = _inc("calls_short_abandoned", sel, w)
-        num = f"({_inc('calls_abandoned', sel, w)} - {short})"
-        den = f"({_inc('calls_offered', sel, w)} - {short})"
-        return f"({num} / {den}) {op} {threshold}"
+        return f"({abandon_rate_ratio(sel, w)}) {op} {threshold}"
     if metric == "asa_s":
         return (f"({_inc('answer_wait_seconds', sel, w)} / {_inc('calls_answered', sel, w)})"
                 f" {op} {threshold}")
