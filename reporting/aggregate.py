@@ -100,6 +100,22 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+def service_level(formula: str, answered: float, within: float, abandoned: float,
+                  short: float, abandoned_within: float) -> float | None:
+    """The service level of docs/metrics.md under `formula` (SL_FORMULAS): answered within T
+    over the calls the convention counts; None when no call counts. The one definition the
+    interval rows, the report API and the alert windows share."""
+    if formula == "default":
+        return _ratio(within, answered + abandoned - short)
+    if formula == "ignore_abandons":
+        return _ratio(within, answered)
+    if formula == "abandons_against":
+        return _ratio(within, answered + abandoned)
+    if formula == "abandons_in_favour":
+        return _ratio(within + abandoned_within, answered + abandoned)
+    raise ValueError(f"unknown service level formula {formula!r}")
+
+
 class IntervalAggregator:
     """Per-interval, per-queue and per-agent aggregates of an ordered event stream."""
 
@@ -344,19 +360,8 @@ class IntervalAggregator:
 
     def service_level(self, row: list[float], formula: str | None = None) -> float | None:
         """Service level of a queue row under `formula` (default: the aggregator's)."""
-        f = formula or self.sl_formula
-        within = row[Q_ANSWERED_IN_T]
-        answered = row[Q_ANSWERED]
-        abandoned = row[Q_ABANDONED]
-        if f == "default":
-            return _ratio(within, answered + abandoned - row[Q_SHORT_ABANDONED])
-        if f == "ignore_abandons":
-            return _ratio(within, answered)
-        if f == "abandons_against":
-            return _ratio(within, answered + abandoned)
-        if f == "abandons_in_favour":
-            return _ratio(within + row[Q_ABANDONED_IN_T], answered + abandoned)
-        raise ValueError(f"unknown service level formula {f!r}")
+        return service_level(formula or self.sl_formula, row[Q_ANSWERED], row[Q_ANSWERED_IN_T],
+                             row[Q_ABANDONED], row[Q_SHORT_ABANDONED], row[Q_ABANDONED_IN_T])
 
     def queue_derived(self, row: list[float]) -> dict[str, float | None]:
         short = row[Q_SHORT_ABANDONED]

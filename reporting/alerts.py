@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reporting import events as rep
+from reporting.aggregate import SL_FORMULAS, service_level
 
 __all__ = ["AlertEngine", "OPS", "WINDOWED", "INSTANT"]
 
@@ -37,7 +38,6 @@ WINDOWED = frozenset({"service_level", "abandon_rate", "asa_s"})
 # rule metric -> key of the `live` mapping
 INSTANT = {"calls_waiting": "waiting", "longest_wait_s": "longest_wait_s",
            "agents_available": "agents_available"}
-SL_FORMULAS = ("default", "ignore_abandons", "abandons_against", "abandons_in_favour")
 
 # One call outcome in a window: (ts, answered, answered_in_t, abandoned, short_abandoned,
 # abandoned_in_t, offered, answer_wait)
@@ -170,17 +170,8 @@ class AlertEngine:
             ab_t += o[5]
             offered += o[6]
             wait += o[7]
-        f = self._formula
-        if f == "default":
-            sl = _ratio(in_t, ans + ab - short)
-        elif f == "ignore_abandons":
-            sl = _ratio(in_t, ans)
-        elif f == "abandons_against":
-            sl = _ratio(in_t, ans + ab)
-        else:  # abandons_in_favour
-            sl = _ratio(in_t + ab_t, ans + ab)
         return {
-            "service_level": sl,
+            "service_level": service_level(self._formula, ans, in_t, ab, short, ab_t),
             "abandon_rate": _ratio(ab - short, offered - short),
             "asa_s": _ratio(wait, ans),
         }

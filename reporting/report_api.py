@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, SL_FORMULAS
+from reporting.aggregate import AGENT_COUNTS, QUEUE_COUNTS, SL_FORMULAS, service_level
 from reporting.service import ReportingSettings, day_bounds
 from softswitch.store.base import ReportRow, report_key
 
@@ -365,16 +365,8 @@ async def run_report(store: Any, settings: ReportingSettings, kind: str,
 def _queue_ratios(c: dict[str, Any], formula: str) -> None:
     """Add the queue ratios of docs/metrics.md to the summed counts `c` (None: undefined)."""
     answered, abandoned, short = c["answered"], c["abandoned"], c["short_abandoned"]
-    within = c["answered_in_t"]
-    if formula == "default":
-        num, den = within, answered + abandoned - short
-    elif formula == "ignore_abandons":
-        num, den = within, answered
-    elif formula == "abandons_against":
-        num, den = within, answered + abandoned
-    else:  # abandons_in_favour
-        num, den = within + c["abandoned_in_t"], answered + abandoned
-    c["service_level"] = num / den if den else None
+    c["service_level"] = service_level(formula, answered, c["answered_in_t"], abandoned, short,
+                                       c["abandoned_in_t"])
     offered = c["offered"] - short
     c["abandon_rate"] = (abandoned - short) / offered if offered else None
     c["asa_s"] = c["wait_sum"] / answered if answered else None

@@ -129,10 +129,6 @@ def _report_row(row: IntervalRow, tz: str) -> ReportRow:
                      row.logoff)
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
-
-
 class ReportingService:
     def __init__(self, store: Store | None, settings: ReportingSettings, *,
                  publish: Callable[[list[rep.ReportEvent]], None] | None = None,
