@@ -40,6 +40,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from reporting.cdr_web import page_language
 from reporting.webauth import LoginThrottled, Viewer, WebAuth, client_address
 
 __all__ = ["LANGUAGES", "TEXT", "guard_routes", "live_view", "web_routes"]
@@ -194,8 +195,7 @@ def web_routes(get_service: Callable[[], Any], get_store: Callable[[], Any],
     assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.suffix in _TYPES}
 
     def language(request: Request) -> str:
-        lang = request.query_params.get("lang", "").lower()
-        return lang if lang in TEXT else str(get_config().web.language)
+        return page_language(request, str(get_config().web.language))
 
     def snapshot(viewer: Viewer) -> dict[str, Any] | None:
         service = get_service()
