@@ -73,10 +73,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             )
         except Exception:  # a bug must not stop the listener
             log.exception("error handling datagram from %s:%d", addr[0], addr[1])
-            return
-        if out:
-            owner.send_all(out)
-        owner.after_input()
+            out = None
+        owner.batch(out)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("udp error: %s", exc)
@@ -142,12 +140,20 @@ class _StreamProtocol(asyncio.Protocol):
 
 
 class Transports:
-    """All listening sockets of the switch, and the way back to peers."""
+    """All listening sockets of the switch, and the way back to peers.
+
+    What the core answers to datagrams goes out once the event loop has delivered every
+    datagram it read in this turn (a batch), and `after_input` runs once per batch. Sending
+    each answer at once costs a wake-up of the peer per packet: on loopback under a VM that
+    was a third of the kernel's time at 6,000 registrations/s. The delay is one loop turn.
+    """
 
     def __init__(self, core: Core, *, after_input: Callable[[], None], max_size: int = 65535):
         self.core = core
         self.after_input = after_input
         self.max_size = max_size
+        self._pending: list[SendMessage] = []
+        self._batch_open = False
         self.udp: dict[tuple[str, int], _UdpProtocol] = {}
         self.servers: dict[tuple[str, str, int], asyncio.AbstractServer] = {}
         self.connections: dict[tuple[str, str, int], _StreamProtocol] = {}
@@ -190,6 +196,22 @@ class Transports:
                 server.close()
                 await server.wait_closed()
         log.info("closed %s:%s:%d", transport, host, port)
+
+    def batch(self, messages: list[SendMessage] | None) -> None:
+        """Queue answers to one input; they leave when the loop's turn of input is over."""
+        if messages:
+            self._pending.extend(messages)
+        if not self._batch_open:
+            self._batch_open = True
+            asyncio.get_running_loop().call_soon(self._end_batch)
+
+    def _end_batch(self) -> None:
+        self._batch_open = False
+        pending = self._pending
+        if pending:
+            self._pending = []
+            self.send_all(pending)
+        self.after_input()
 
     def send_all(self, messages: list[SendMessage]) -> None:
         for m in messages:
