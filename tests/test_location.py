@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from softswitch.location import LocationService
 from softswitch.store.base import Binding
 
@@ -243,7 +241,7 @@ def test_load_then_refresh_is_written() -> None:
     loc = LocationService()
     old = binding(expires_at=T0 + 60)
     loc.load([old], T0)
-    refreshed = dataclasses.replace(old, expires_at=T0 + 120, cseq=2)
+    refreshed = old._replace(expires_at=T0 + 120, cseq=2)
     loc.put(refreshed)
     assert loc.take_changes() == ([refreshed], [])
     assert loc.sweep(T0 + 60) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -132,8 +131,8 @@ async def test_load_orders_by_aor_then_contact(store: Store) -> None:
 async def test_upsert_updates_existing_key(store: Store) -> None:
     first = binding(1)
     await store.upsert_bindings([first, binding(2)])
-    refreshed = dataclasses.replace(
-        first, expires_at=WALL + 7200.25, q=None, cseq=99, call_id="other",
+    refreshed = first._replace(
+        expires_at=WALL + 7200.25, q=None, cseq=99, call_id="other",
         received=None, user_agent="", instance_id=None, reg_id=None,
     )  # fmt: skip
     await store.upsert_bindings([refreshed])
@@ -145,7 +144,7 @@ async def test_upsert_updates_existing_key(store: Store) -> None:
 
 async def test_upsert_same_key_twice_in_one_batch_last_wins(store: Store) -> None:
     first = binding(1)
-    second = dataclasses.replace(first, cseq=first.cseq + 1, expires_at=WALL + 10)
+    second = first._replace(cseq=first.cseq + 1, expires_at=WALL + 10)
     await store.upsert_bindings([first, binding(2), second])
     loaded = by_key(await store.load_bindings())
     assert loaded[first.key] == second
@@ -156,7 +155,7 @@ async def test_delete_removes_only_given_keys(store: Store) -> None:
     rows = [binding(n) for n in range(6)]
     await store.upsert_bindings(rows)
     # The same contact under another AOR must survive: the key is the pair.
-    twin = dataclasses.replace(rows[0], aor="sip:other@example.com")
+    twin = rows[0]._replace(aor="sip:other@example.com")
     await store.upsert_bindings([twin])
     await store.delete_bindings([rows[0].key, rows[3].key, ("sip:nobody@x", "<sip:n@x>")])
     left = by_key(await store.load_bindings())
@@ -184,7 +183,7 @@ async def test_ten_thousand_bindings_in_one_batch(store: Store) -> None:
     assert elapsed < 5.0, f"10,000-binding upsert took {elapsed:.2f}s"
     assert len(await store.load_bindings()) == 10_000
     # Update all of them in one more batch, then purge half.
-    await store.upsert_bindings([dataclasses.replace(b, cseq=b.cseq + 1) for b in rows])
+    await store.upsert_bindings([b._replace(cseq=b.cseq + 1) for b in rows])
     loaded = await store.load_bindings()
     assert all(b.cseq == n + 2 for n, b in sorted((int(b.aor[4:-12]), b) for b in loaded))
     assert await store.purge_expired(WALL + 4_999) == 5_000

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -30,9 +30,13 @@ class StoreError(Exception):
     """The store cannot be used: bad URL, broken migration set, newer schema, ..."""
 
 
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """One registrar binding (RFC 3261 §10.3); the key is ``(aor, contact)``."""
+class Binding(NamedTuple):
+    """One registrar binding (RFC 3261 §10.3); the key is ``(aor, contact)``.
+
+    A named tuple whose fields are the store's columns in order, so it is the row the stores
+    write. The registrar makes one per REGISTER: a frozen dataclass cost four times as much to
+    build (1.1 µs against 0.25 µs here).
+    """
 
     aor: str
     contact: str

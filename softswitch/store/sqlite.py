@@ -60,13 +60,6 @@ ON CONFLICT (aor, contact) DO UPDATE SET
 """
 
 
-def _row(b: Binding) -> tuple[Any, ...]:
-    return (
-        b.aor, b.contact, b.expires_at, b.q, b.call_id, b.cseq, b.received, b.user_agent,
-        b.instance_id, b.reg_id,
-    )  # fmt: skip
-
-
 class SqliteStore(Store):
     """`path` is a file path (parent folders are created) or ``":memory:"``."""
 
@@ -171,7 +164,7 @@ class SqliteStore(Store):
 
     async def upsert_bindings(self, bindings: Sequence[Binding]) -> None:
         if bindings:
-            await self._write(_UPSERT, [_row(b) for b in bindings])
+            await self._write(_UPSERT, list(bindings))  # a Binding is its row
 
     async def delete_bindings(self, keys: Sequence[tuple[str, str]]) -> None:
         if keys:
