@@ -568,6 +568,20 @@ def _check_uri_shape(text: str) -> str:
 
 def parse_name_addr(text: str) -> NameAddr:
     """Parse one name-addr or addr-spec with its header parameters (RFC 3261 §20.10)."""
+    # A From (or a To inside a dialog) is a phone's usual value plus a tag unique to the call:
+    # when the tag is the last parameter and a plain token, parse (and remember) the rest.
+    cut = text.rfind(";tag=")
+    if cut > 0:
+        tag = text[cut + 5 :]
+        if tag and TOKEN_CHARS.issuperset(tag):
+            na = _parse_name_addr(text[:cut])
+            if "tag" not in na.params:
+                na.params["tag"] = tag
+                return na
+    return _parse_name_addr(text)
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     known = _NAME_ADDR_MEMO.get(text)
     if known is not None:
         return NameAddr(known[0], known[1], dict(known[2]))

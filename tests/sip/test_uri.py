@@ -349,3 +349,36 @@ def test_parse_params_lws_and_case() -> None:
     assert parse_params(' Tag = ABC ; lr ;x="q;r"') == {"tag": "ABC", "lr": None, "x": '"q;r"'}
     with pytest.raises(SipError):
         parse_params("a=b=c")
+
+
+@pytest.mark.parametrize("text", [
+    "<sip:100633@127.0.0.1>;tag=9461SIPpTag00634",
+    '"Alice" <sip:alice@example.com;transport=tcp>;x=1;tag=a.b-c',
+    "sip:bob@example.com;tag=z",
+    "<sip:a@b>;tag=1;tag=2",  # two tags: not the shortcut's shape
+    "<sip:a@b>;tag=",  # empty tag
+    "<sip:a@b>;tag=x y",  # not a token
+    "<sip:a@b>;TAG=upper",
+])
+def test_name_addr_tag_shortcut_matches_the_full_parse(text: str) -> None:
+    """A From is parsed as its remembered value plus the tag; the result must not differ."""
+    from softswitch.sip import uri as uri_mod
+
+    def full(t: str) -> tuple:
+        na = uri_mod._general_name_addr(t.strip(" \t"))
+        return na.display, str(na.uri), na.params
+
+    for _ in range(2):  # first through the memo's miss, then its hit
+        try:
+            got = parse_name_addr(text)
+        except SipError as exc:
+            with pytest.raises(SipError):
+                full(text)
+            assert exc.status == 400
+            continue
+        assert (got.display, str(got.uri), got.params) == full(text)
+
+
+def test_name_addr_with_many_tags_parses_without_recursion() -> None:
+    hostile = "<sip:a@b>" + ";tag=x" * 5000
+    assert parse_name_addr(hostile).params["tag"] == "x"
