@@ -41,6 +41,10 @@ def _grow_buffers(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER_BYTES)
 
 
+# Peer(...) runs the named tuple's Python-level __new__; this is the same tuple, made in C.
+_new_peer = tuple.__new__
+
+
 class Core(Protocol):
     def receive_datagram(
         self, data: bytes, source: Peer, now: float, wall: float
@@ -69,7 +73,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             return
         try:
             out = owner.core.receive_datagram(
-                data, Peer("udp", addr[0], addr[1]), self.loop.time(), time.time()
+                data, _new_peer(Peer, ("udp", addr[0], addr[1])), self.loop.time(), time.time()
             )
         except Exception:  # a bug must not stop the listener
             log.exception("error handling datagram from %s:%d", addr[0], addr[1])
@@ -210,6 +214,18 @@ class Transports:
         pending = self._pending
         if pending:
             self._pending = []
+            if len(self.udp) == 1:
+                # the usual case, with the lookups of send() taken out of the loop
+                transport = next(iter(self.udp.values())).transport
+                if transport is not None:
+                    sendto = transport.sendto
+                    for m in pending:
+                        dest = m.dest
+                        if dest.transport == "udp":
+                            sendto(m.data, (dest.host, dest.port))
+                        else:
+                            self.send(m.data, dest)
+                    pending = []
             self.send_all(pending)
         self.after_input()
 
