@@ -19,7 +19,7 @@ import resource
 import time
 import tracemalloc
 
-from softswitch.sip.events import RequestReceived
+from softswitch.sip.events import RequestReceived, SendMessage, TransactionTerminated
 from softswitch.sip.message import Peer, Request, Response, make_response, parse_message
 from softswitch.sip.transaction import Timers, TransactionLayer
 
@@ -83,7 +83,13 @@ def run(n: int, rate: float, measure_memory: bool) -> dict[str, float]:
             now += step
             for event in layer.receive_request(req, source, now):
                 if type(event) is RequestReceived:
-                    sent += len(layer.send_response(event.txn, ok, now))
+                    # the 200, and TransactionTerminated: the TU is done with it at once;
+                    # the layer keeps the Completed state (Timer J) in its compact table
+                    for out in layer.send_response(event.txn, ok, now):
+                        if type(out) is SendMessage:
+                            sent += 1
+                        elif type(out) is TransactionTerminated:
+                            ended += 1
             layer.get_timer()
             if again is not None:
                 absorbed += len(layer.receive_request(again, source, now))
