@@ -20,13 +20,21 @@ def _by_q(binding: Binding) -> float:
     return -(binding.q if binding.q is not None else 1.0)
 
 
+# The expiry heap is rebuilt from the live bindings when it holds this many entries more than
+# twice their number (see `_compact`).
+_HEAP_SLACK = 1024
+
+
 class LocationService:
-    __slots__ = ("_by_aor", "_expiry", "_dirty", "_deleted")
+    __slots__ = ("_by_aor", "_expiry", "_heap_limit", "_dirty", "_deleted")
 
     def __init__(self) -> None:
         self._by_aor: dict[str, dict[str, Binding]] = {}
-        # (expires_at, aor, contact); stale entries are skipped on pop (lazy deletion).
+        # (expires_at, aor, contact); stale entries are skipped on pop (lazy deletion). Each
+        # refresh leaves one behind until its old expiry, so a phone refreshing every second
+        # with Expires: 3600 would add 3,600 an hour: past `_heap_limit` the heap is rebuilt.
         self._expiry: list[tuple[float, str, str]] = []
+        self._heap_limit = _HEAP_SLACK
         self._dirty: dict[tuple[str, str], Binding] = {}
         self._deleted: set[tuple[str, str]] = set()
 
@@ -58,9 +66,20 @@ class LocationService:
     def put(self, binding: Binding) -> None:
         key = (binding.aor, binding.contact)
         self._by_aor.setdefault(binding.aor, {})[binding.contact] = binding
-        heapq.heappush(self._expiry, (binding.expires_at, binding.aor, binding.contact))
+        heap = self._expiry
+        heapq.heappush(heap, (binding.expires_at, binding.aor, binding.contact))
+        if len(heap) > self._heap_limit:
+            self._compact()
         self._dirty[key] = binding
         self._deleted.discard(key)
+
+    def _compact(self) -> None:
+        """The heap anew from the live bindings, dropping stale entries (amortised O(1))."""
+        heap = [(b.expires_at, b.aor, b.contact)
+                for contacts in self._by_aor.values() for b in contacts.values()]
+        heapq.heapify(heap)
+        self._expiry = heap
+        self._heap_limit = 2 * len(heap) + _HEAP_SLACK
 
     def remove(self, aor: str, contact: str) -> Binding | None:
         contacts = self._by_aor.get(aor)
@@ -84,6 +103,8 @@ class LocationService:
             self._by_aor.setdefault(b.aor, {})[b.contact] = b
             heapq.heappush(self._expiry, (b.expires_at, b.aor, b.contact))
             n += 1
+        if len(self._expiry) > self._heap_limit:
+            self._compact()
         return n
 
     def next_expiry(self) -> float | None:

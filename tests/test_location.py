@@ -245,3 +245,18 @@ def test_load_then_refresh_is_written() -> None:
     loc.put(refreshed)
     assert loc.take_changes() == ([refreshed], [])
     assert loc.sweep(T0 + 60) == []
+
+
+def test_expiry_heap_stays_bounded_under_rapid_refreshes() -> None:
+    """A phone refreshing every second with a long Expires leaves one stale heap entry per
+    refresh; the heap is rebuilt from the live bindings before it grows without bound."""
+    loc = LocationService()
+    for other in range(10):
+        loc.put(binding(aor=f"10{other}", expires_at=T0 + 100_000))
+    for i in range(20_000):
+        loc.put(binding(expires_at=T0 + 3600 + i, cseq=i + 1))
+        assert len(loc._expiry) <= 2 * 11 + 1024 + 1
+    # the latest refresh is what counts: nothing expires at an older entry's time
+    assert loc.sweep(T0 + 3600 + 19_998) == []
+    assert [b.cseq for b in loc.sweep(T0 + 3600 + 19_999)] == [20_000]
+    assert len(loc) == 10 and len(loc.sweep(T0 + 100_000)) == 10
