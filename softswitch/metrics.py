@@ -78,8 +78,8 @@ class SwitchCollector(Collector):
         if sw.transports is not None:
             yield CounterMetricFamily(
                 "softswitch_sip_unsendable",
-                "SIP messages not sent: no listener for the transport, or the stream "
-                "connection to the peer had closed",
+                "SIP messages not sent: no listener for the transport, a closed TLS "
+                "connection, or a TCP peer that could not be reached",
                 value=sw.transports.sockets_dropped,
             )
         yield CounterMetricFamily(

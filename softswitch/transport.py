@@ -18,7 +18,7 @@ from typing import Protocol
 
 from softswitch.sip.errors import SipError
 from softswitch.sip.events import SendMessage
-from softswitch.sip.message import KeepAlive, Peer, StreamParser
+from softswitch.sip.message import KeepAlive, Peer, Response, StreamParser, parse_message
 
 __all__ = ["Transports"]
 
@@ -26,6 +26,8 @@ log = logging.getLogger("softswitch.transport")
 
 # Idle stream connections are closed after this long (RFC 5626 keep-alives refresh them).
 STREAM_IDLE_TIMEOUT = 600.0
+# How long opening a TCP connection to a peer may take before its messages are dropped.
+CONNECT_TIMEOUT = 5.0
 
 
 # A burst of registrations (a site's phones rebooting together) must queue, not drop: ask
@@ -158,6 +160,9 @@ class Transports:
         self.max_size = max_size
         self._pending: list[SendMessage] = []
         self._batch_open = False
+        # Outgoing TCP connections being opened: (transport, host, port) -> messages waiting
+        self._connecting: dict[tuple[str, str, int], list[bytes]] = {}
+        self._connect_tasks: set[asyncio.Task[None]] = set()
         self.udp: dict[tuple[str, int], _UdpProtocol] = {}
         self.servers: dict[tuple[str, str, int], asyncio.AbstractServer] = {}
         self.connections: dict[tuple[str, str, int], _StreamProtocol] = {}
@@ -243,9 +248,55 @@ class Transports:
             conn = self.connections.get((dest.transport, dest.host, dest.port))
             if conn is not None and conn.send(data):
                 return
-        # RFC 3261 §18.2.2 would open a new connection to the sent-by; requests outward arrive
-        # with the B2BUA. Until then a response for a closed connection is dropped.
+            if dest.transport == "tcp":
+                self._send_over_new_connection(data, dest)
+                return
+        # No listener for the transport, or a closed TLS connection: we do not open TLS
+        # connections outward (no client certificate policy yet).
         self.sockets_dropped += 1
+
+    def _send_over_new_connection(self, data: bytes, dest: Peer) -> None:
+        """RFC 3261 §18.2.2 (responses) and §18.1.1 (requests): the connection is gone, so
+        open one. A response goes to the Via's received address (else its sent-by host) and
+        its sent-by port (else 5060), not to the closed connection's ephemeral port."""
+        target = dest
+        if data.startswith(b"SIP/2.0 "):
+            try:
+                response = parse_message(data)
+                assert isinstance(response, Response)
+                via = response.top_via
+            except (SipError, AssertionError):
+                self.sockets_dropped += 1
+                return
+            target = Peer("tcp", (via.received or via.host).strip("[]"), via.port or 5060)
+            conn = self.connections.get(("tcp", target.host, target.port))
+            if conn is not None and conn.send(data):
+                return
+        key = ("tcp", target.host, target.port)
+        waiting = self._connecting.get(key)
+        if waiting is not None:
+            waiting.append(data)  # in order, behind the connection being opened
+            return
+        self._connecting[key] = [data]
+        task = asyncio.get_running_loop().create_task(self._connect(key))
+        self._connect_tasks.add(task)
+        task.add_done_callback(self._connect_tasks.discard)
+
+    async def _connect(self, key: tuple[str, str, int]) -> None:
+        _, host, port = key
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(loop.create_connection(
+                lambda: _StreamProtocol(self, "tcp", self.max_size), host, port), CONNECT_TIMEOUT)
+        except (TimeoutError, OSError) as exc:
+            lost = self._connecting.pop(key, [])
+            self.sockets_dropped += len(lost)
+            log.info("cannot connect to tcp:%s:%d (%s): %d message(s) dropped",
+                     host, port, exc or type(exc).__name__, len(lost))
+            return
+        log.info("connected to tcp:%s:%d", host, port)
+        for data in self._connecting.pop(key, []):
+            proto.send(data)
 
     def _udp_for(self, host: str) -> _UdpProtocol | None:
         # Answer from a socket of the same address family; with one UDP listener, that one.
@@ -266,6 +317,8 @@ class Transports:
         return n
 
     async def close(self) -> None:
+        for task in list(self._connect_tasks):
+            task.cancel()
         for proto in self.udp.values():
             if proto.transport:
                 proto.transport.close()

@@ -3,6 +3,7 @@ and keeps answering OPTIONS afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import socket
@@ -400,21 +401,77 @@ async def test_udp_crlf_keepalive_is_ignored(env: tuple[SwitchFiles, Switch]) ->
         await client.close()
 
 
-async def test_send_to_a_closed_stream_is_counted(env: tuple[SwitchFiles, Switch]) -> None:
-    """A response whose TCP connection is gone is not sent; /metrics counts it (RFC 3261
-    §18.2.2 would reconnect to the sent-by: not done yet)."""
+class _Phone(asyncio.Protocol):
+    """A TCP listener standing in for a phone: what each connection receives."""
+
+    def __init__(self, received: list[bytes], connections: list[asyncio.Transport]) -> None:
+        self.received = received
+        self.connections = connections
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connections.append(transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+async def test_response_for_a_closed_stream_reopens_to_the_sent_by(
+    env: tuple[SwitchFiles, Switch],
+) -> None:
+    """RFC 3261 §18.2.2: the connection a request came on is gone, so the response goes over
+    a new one to the Via's received address and sent-by port; an unreachable sent-by is
+    counted as unsendable; a request to a peer without a connection opens one (§18.1.1)."""
     from softswitch.sip.message import Peer
 
     files, switch = env
     assert switch.transports is not None
-    before = metric(await metrics(files), "softswitch_sip_unsendable_total")
-    client = await TcpClient.open(files.sip_port)
-    port = client.local_port
-    await client.close()
-    # The switch learns of the close asynchronously (FIN): wait until it has dropped the
-    # connection, as a real late response would find it.
     transports = switch.transports
-    await wait_for(lambda: ("tcp", HOST, port) not in transports.connections,
-                   what="the switch to see the connection close")
-    transports.send(b"SIP/2.0 200 OK\r\n\r\n", Peer("tcp", HOST, port))
-    assert metric(await metrics(files), "softswitch_sip_unsendable_total") == before + 1
+    loop = asyncio.get_running_loop()
+    received: list[bytes] = []
+    accepted: list[asyncio.Transport] = []
+    phone = await loop.create_server(lambda: _Phone(received, accepted), HOST, 0)
+    phone_port = phone.sockets[0].getsockname()[1]
+    try:
+        client = await TcpClient.open(files.sip_port)
+        gone = client.local_port
+        await client.close()
+        # The switch learns of the close asynchronously (FIN): wait until it has dropped the
+        # connection, as a real late response would find it.
+        await wait_for(lambda: ("tcp", HOST, gone) not in transports.connections,
+                       what="the switch to see the connection close")
+
+        def response(port: int, n: int) -> bytes:
+            return (f"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 192.0.2.9:{port};branch=z9hG4bK{n}"
+                    f";received={HOST}\r\nCall-ID: c{n}\r\nCSeq: 1 OPTIONS\r\n"
+                    f"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\n"
+                    f"Content-Length: 0\r\n\r\n").encode()
+
+        first, second = response(phone_port, 1), response(phone_port, 2)
+        transports.send(first, Peer("tcp", HOST, gone))
+        transports.send(second, Peer("tcp", HOST, gone))  # queued behind the connect
+        await wait_for(lambda: b"".join(received) == first + second,
+                       what="the phone to get both responses over a new connection")
+        assert len(accepted) == 1 and ("tcp", HOST, phone_port) in transports.connections
+        # a request to the phone now uses that connection
+        request = b"OPTIONS sip:p@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+        transports.send(request, Peer("tcp", HOST, phone_port))
+        await wait_for(lambda: b"".join(received).endswith(request), what="the request")
+        assert len(accepted) == 1
+
+        # nothing listens at this sent-by: dropped and counted once the connect fails
+        closed = socket.socket()
+        closed.bind((HOST, 0))
+        dead_port = closed.getsockname()[1]
+        closed.close()
+        before = metric(await metrics(files), "softswitch_sip_unsendable_total")
+        transports.send(response(dead_port, 3), Peer("tcp", HOST, gone))
+        await wait_for(lambda: not transports._connecting, what="the connect to fail")
+        assert metric(await metrics(files), "softswitch_sip_unsendable_total") == before + 1
+        # and a response without a Via cannot be routed anywhere
+        transports.send(b"SIP/2.0 200 OK\r\n\r\n", Peer("tcp", HOST, gone))
+        assert metric(await metrics(files), "softswitch_sip_unsendable_total") == before + 2
+    finally:
+        for t in accepted:
+            t.close()
+        phone.close()
+        await phone.wait_closed()

@@ -1,9 +1,9 @@
 """HTTP digest authentication for SIP (RFC 3261 §22, RFC 7616), sans-I/O.
 
-Nonces are stateless: ``base64url(issued_at || mac)`` where ``mac`` is an HMAC over the issue
-time and realm with a server secret. Any node holding the secret can check a nonce; a nonce
-older than the TTL is answered with a fresh challenge carrying ``stale=true`` (RFC 7616 §3.3) so
-the phone retries without asking its user for the password again.
+Nonces are stateless: ``base64url(issued_at || mac)`` where ``mac`` is a keyed BLAKE2s MAC
+over the issue time and realm with a server secret. Any node holding the secret can check a
+nonce; a nonce older than the TTL is answered with a fresh challenge carrying ``stale=true``
+(RFC 7616 §3.3) so the phone retries without asking its user for the password again.
 
 Replay of a captured Authorization inside the nonce lifetime is not detected (no per-nonce
 ``nc`` state is kept, as with Kamailio's auth module when ``nonce_count`` is off); the TTL
@@ -45,7 +45,7 @@ _CANONICAL_ALGORITHMS = {
 _NONCE_STRUCT = struct.Struct(">Q")
 _MAC_BYTES = 16
 # Nonces remembered as issued: at one per millisecond, the last few seconds (a challenge is
-# answered within a round trip); older ones are checked by their HMAC as before.
+# answered within a round trip); older ones are checked by their MAC as before.
 _ISSUED_MAX = 8192
 
 
@@ -245,8 +245,8 @@ class DigestAuthenticator:
         self._realm_b = realm.encode("utf-8")
         # Nonces are a pure function of the millisecond they are issued in (and the fixed
         # secret and realm), so the last one is reused within its millisecond; and the
-        # recently issued ones are known good without recomputing their HMAC. Both spare an
-        # HMAC-SHA256 and a base64 pass per REGISTER; both give exactly what the
+        # recently issued ones are known good without recomputing their MAC. Both spare a
+        # MAC and a base64 pass per REGISTER; both give exactly what the
         # computation would.
         self._last: tuple[int, str] = (-1, "")
         self._issued: dict[str, int] = {}  # nonce -> its millisecond stamp, oldest first
