@@ -175,6 +175,9 @@ class Call:
     a_dialog: Dialog | None = None
     a_ack: AckWait | None = None
     a_last_2xx: Response | None = None
+    # The 2xx we sent to an in-dialog INVITE (re-INVITE), waiting for its ACK: the AckWait,
+    # the leg it went to and where (RFC 3261 §13.3.1.4 holds for re-INVITEs too, §14.2).
+    reinvite_ack: tuple[AckWait, str, Peer] | None = None
     branches: list[Branch] = field(default_factory=list)
     winner: Branch | None = None
     ring_deadline: float | None = None
@@ -287,7 +290,28 @@ class B2bua(MidCall, Refer):
             events = self.transactions.send_response(txn, resp, now)
         except Exception:  # the transaction ended meanwhile (e.g. Timer L)
             return [SendMessage(resp.to_bytes(), txn.dest)]
+        if txn.invite and 200 <= resp.status < 300:
+            self._await_reinvite_ack(txn, resp, now)
         return [e for e in events if isinstance(e, SendMessage)]
+
+    def _await_reinvite_ack(self, txn: ServerTransaction, resp: Response, now: float) -> None:
+        """A 2xx to a re-INVITE is retransmitted until its ACK like the first (RFC 3261
+        §13.3.1.4, §14.2): the transaction layer leaves 2xx retransmission to the TU."""
+        req = txn.request
+        if req is None or req.to.tag is None:
+            return  # the initial INVITE: `a_ack` does this
+        try:
+            found = self._by_dialog.get(DialogId.of_request(req))
+        except (ValueError, SipError):
+            return
+        if found is None:
+            return
+        call, leg = found
+        wait = AckWait(resp, now, self.timers)
+        call.reinvite_ack = (wait, leg, txn.dest)
+        when = wait.get_timer()
+        if when is not None:
+            self._arm(call, when)
 
     def _arm(self, call: Call, when: float) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), call.id))
@@ -649,8 +673,14 @@ class B2bua(MidCall, Refer):
             found = self._by_dialog.get(DialogId.of_request(ack))
         except (ValueError, SipError):
             return []
-        if found is not None and found[1] == "a" and found[0].a_ack is not None:
-            found[0].a_ack.receive_ack(ack)
+        if found is None:
+            return []
+        call, leg = found
+        if leg == "a" and call.a_ack is not None:
+            call.a_ack.receive_ack(ack)
+        pending = call.reinvite_ack
+        if pending is not None and pending[1] == leg and pending[0].receive_ack(ack):
+            call.reinvite_ack = None
         return []
 
     # -- in-dialog requests -----------------------------------------------------------------
@@ -985,6 +1015,21 @@ class B2bua(MidCall, Refer):
                         # RFC 3261 §13.3.1.4: no ACK, the session SHOULD end with BYE.
                         out.extend(self.hangup(call, "ack_timeout", now, wall))
                 nxt = wait.get_timer()
+                if nxt is not None and call.state == "answered":
+                    self._arm(call, nxt)
+            pending = call.reinvite_ack
+            if pending is not None and call.state == "answered":
+                again, _, dest = pending
+                for ev in again.handle_timer(now):
+                    if type(ev).__name__ == "RetransmitResponse":
+                        out.append(SendMessage(ev.response.to_bytes(), dest))
+                    else:
+                        # §13.3.1.4: no ACK for 64*T1; the session SHOULD end with BYE.
+                        call.reinvite_ack = None
+                        log.info("call %d: no ACK for the 2xx to a re-INVITE, hanging up",
+                                 call.id)
+                        out.extend(self.hangup(call, "ack_timeout", now, wall))
+                nxt = again.get_timer()
                 if nxt is not None and call.state == "answered":
                     self._arm(call, nxt)
             timer = call.session_timer

@@ -196,6 +196,7 @@ def test_session_timer_refreshes_or_ends_the_call(refresher: str) -> None:
         A, 60.0, WALL + 60)
     (final,) = [r for r in responses_to(out, A) if r.status >= 200]
     assert final.headers.get("Session-Expires") == "120;refresher=uac"
+    core.receive_message(in_dialog_from_a(a_invite, "ACK", 3), A, 60.1, WALL + 60.1)
     early = core.handle_timer(100.0, WALL + 100)
     assert [r for r in requests_to(early, A) + requests_to(early, B2) if r.method == "BYE"] == []
     # RFC 4028 §10: BYE at interval - min(32, interval/3) after the last refresh.
@@ -204,3 +205,42 @@ def test_session_timer_refreshes_or_ends_the_call(refresher: str) -> None:
     assert [r.method for r in requests_to(out, B2) if r.method == "BYE"] == ["BYE"]
     (cdr,) = [c.cdr for c in core.commands if isinstance(c, WriteCdr)]
     assert cdr.hangup_cause == "session_expired"
+
+
+def _fire_timers(core: SipCore, until: float) -> list:
+    """Every core timer up to `until`, at its deadline; what was sent, with the time."""
+    sent = []
+    while (at := core.get_timer()) is not None and at <= until:
+        sent.extend((at, m) for m in core.handle_timer(at, WALL + at))
+    return sent
+
+
+def test_2xx_to_a_reinvite_is_retransmitted_until_the_ack() -> None:
+    """RFC 3261 §13.3.1.4 / §14.2: the 2xx to a re-INVITE goes out again at T1, 2*T1, ...
+    until the ACK comes, over UDP, as the first INVITE's does."""
+    core = make_core()
+    a_invite, _ = answered(core)
+    hold = in_dialog_from_a(a_invite, "INVITE", 3, sdp_from_a(2, "sendonly"))
+    out = core.receive_message(hold, A, 5.0, WALL + 5)
+    (ok,) = [m for m in out if m.dest == A and m.data.startswith(b"SIP/2.0 200")]
+    sent = [at for at, m in _fire_timers(core, 6.6) if m.data == ok.data and m.dest == A]
+    assert [round(at, 3) for at in sent] == [5.5, 6.5]  # T1, then 2*T1 later
+    ack = in_dialog_from_a(a_invite, "ACK", 3)
+    core.receive_message(ack, A, 6.7, WALL + 6.7)
+    assert [m for _, m in _fire_timers(core, 40.0) if m.data == ok.data] == []
+    assert core.b2bua is not None and len(core.b2bua.calls) == 1  # the call goes on
+
+
+def test_2xx_to_a_reinvite_never_acked_ends_the_call() -> None:
+    core = make_core()
+    a_invite, _ = answered(core)
+    core.receive_message(in_dialog_from_a(a_invite, "INVITE", 3, sdp_from_a(2, "sendonly")),
+                         A, 5.0, WALL + 5)
+    # an ACK for another CSeq (the first INVITE's, again) does not stop it
+    core.receive_message(in_dialog_from_a(a_invite, "ACK", 2), A, 5.1, WALL + 5.1)
+    sent = _fire_timers(core, 5.0 + 32.0)
+    retransmitted = [at for at, m in sent if m.dest == A and m.data.startswith(b"SIP/2.0 200")]
+    assert len(retransmitted) >= 8 and retransmitted[-1] < 37.0
+    byes = [m.dest for _, m in sent if m.data.startswith(b"BYE ")]
+    assert sorted(byes) == sorted([A, B2])  # §13.3.1.4: the session ends with BYE
+    assert core.b2bua is not None and core.b2bua.calls == {}
