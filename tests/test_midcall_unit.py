@@ -244,3 +244,29 @@ def test_2xx_to_a_reinvite_never_acked_ends_the_call() -> None:
     byes = [m.dest for _, m in sent if m.data.startswith(b"BYE ")]
     assert sorted(byes) == sorted([A, B2])  # §13.3.1.4: the session ends with BYE
     assert core.b2bua is not None and core.b2bua.calls == {}
+
+
+def test_2xx_to_a_reinvite_from_the_callee_is_retransmitted_until_its_ack() -> None:
+    core = make_core()
+    a_invite, inv2 = answered(core)
+
+    def from_b(method: str, cseq: int, body: bytes = b"") -> Request:
+        headers = [("Via", f"SIP/2.0/UDP 127.0.0.1:5202;branch=z9hG4bK-b{cseq}"),
+                   ("Max-Forwards", "70"), ("From", f"<sip:1002@{REALM}>;tag=t5202"),
+                   ("To", inv2.headers.get("From") or ""), ("Call-ID", inv2.call_id),
+                   ("CSeq", f"{cseq} {method}"), ("Contact", "<sip:1002@127.0.0.1:5202>")]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        return Request(method, "sip:switch@127.0.0.1:5060", headers, body)
+
+    hold = OFFER.replace(b"4000", b"6000").replace(b"o=- 1 1 ", b"o=- 1 2 ") + b"a=sendonly\r\n"
+    out = core.receive_message(from_b("INVITE", 7, hold), B2, 5.0, WALL + 5)
+    (ok,) = [m for m in out if m.dest == B2 and m.data.startswith(b"SIP/2.0 200")]
+    sent = [at for at, m in _fire_timers(core, 6.6) if m.data == ok.data and m.dest == B2]
+    assert [round(at, 3) for at in sent] == [5.5, 6.5]
+    # the caller's ACK with the same CSeq number is not the callee's
+    core.receive_message(in_dialog_from_a(a_invite, "ACK", 7), A, 6.6, WALL + 6.6)
+    assert [round(at, 3) for at, m in _fire_timers(core, 8.6) if m.data == ok.data] == [8.5]
+    core.receive_message(from_b("ACK", 7), B2, 8.7, WALL + 8.7)
+    assert [m for _, m in _fire_timers(core, 40.0) if m.data == ok.data] == []
+    assert core.b2bua is not None and len(core.b2bua.calls) == 1
