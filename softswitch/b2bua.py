@@ -35,7 +35,7 @@ from softswitch.offer_answer import (
 )
 from softswitch.refer import Refer, Transferor
 from softswitch.registrar import Registrar
-from softswitch.sdp import SdpError, SessionDescription, make_origin, parse_sdp
+from softswitch.sdp import Codec, SdpError, SessionDescription, make_origin, parse_sdp
 from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState
 from softswitch.sip.errors import SipError
 from softswitch.sip.events import SendMessage
@@ -178,6 +178,10 @@ class Call:
     # The 2xx we sent to an in-dialog INVITE (re-INVITE), waiting for its ACK: the AckWait,
     # the leg it went to and where (RFC 3261 §13.3.1.4 holds for re-INVITEs too, §14.2).
     reinvite_ack: tuple[AckWait, str, Peer] | None = None
+    # A caller whose INVITE had no SDP (RFC 3261 §13.2.1, "delayed offer") gets our offer in
+    # the 2xx and answers in its ACK: the offer until then, and the service waiting for it.
+    a_offer: SessionDescription | None = None
+    local_route: Application | None = None
     branches: list[Branch] = field(default_factory=list)
     winner: Branch | None = None
     ring_deadline: float | None = None
@@ -353,15 +357,15 @@ class B2bua(MidCall, Refer):
         call.caller_display = display
         self.calls[call.id] = call
         self._by_a_txn[txn] = call
-        try:
-            offer = parse_sdp(req.body) if req.body else None
-        except SdpError:
-            offer = None
-        if offer is None:
-            # No offer (or an unreadable one): RFC 3261 §13.3.1 lets us refuse what we cannot
-            # anchor; a late offer (offer in the 2xx) is not supported yet.
-            return self._fail(call, 488, "Not Acceptable Here", now, wall)
-        call.a_remote = offer
+        offer: SessionDescription | None = None
+        if req.body:
+            try:
+                offer = parse_sdp(req.body)
+            except SdpError:
+                # RFC 3261 §13.3.1: what we cannot read we cannot anchor.
+                return self._fail(call, 488, "Not Acceptable Here", now, wall)
+            call.a_remote = offer
+        # else a delayed offer (RFC 3261 §13.2.1): ours goes in the 2xx, the answer in the ACK
         try:
             self._negotiate_session(call, req)  # RFC 4028 §9
         except SipError as exc:
@@ -393,18 +397,13 @@ class B2bua(MidCall, Refer):
             call.a_port = a_port or 0
             return self._fail(call, 503, "Service Unavailable", now, wall, cause="no_ports")
         call.a_port, call.b_port = a_port, b_port
-        # RFC 3264 §6: our answer to the caller, at our port facing it.
-        answered = answer_offer(offer, address=self.media_address, port=a_port,
-                                origin=make_origin(self.media_address),
-                                capabilities=self.capabilities)
-        if answered is None:
-            return self._fail(call, 488, "Not Acceptable Here", now, wall)
-        call.a_answer, call.a_neg = answered
-        # The callee is offered the caller's codec first, then what else we can transcode.
-        first = call.a_neg.codec
-        others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
-        caps = Capabilities((first, *others), self.capabilities.telephone_event,
-                            self.capabilities.ptime)
+        caps = self.capabilities
+        if offer is not None:
+            if not self._answer_caller(call, offer):
+                return self._fail(call, 488, "Not Acceptable Here", now, wall)
+            assert call.a_neg is not None
+            # The callee is offered the caller's codec first, then what else we transcode.
+            caps = self._codec_first(call.a_neg.codec)
         call.b_offer = make_offer(address=self.media_address, port=b_port,
                                   origin=make_origin(self.media_address), capabilities=caps)
         out: list[Command] = []
@@ -528,11 +527,11 @@ class B2bua(MidCall, Refer):
                 neg = None
             if neg is not None:
                 call.b_neg = neg
-                out.append(self._bridge(call))
-                assert call.a_answer is not None
-                body = call.a_answer.to_bytes()
-                headers = [("Contact", self._contact(call.a_peer.transport)),
-                           ("Content-Type", "application/sdp")]
+                if call.a_answer is not None:  # a delayed offer gets no early media
+                    out.append(self._bridge(call))
+                    body = call.a_answer.to_bytes()
+                    headers = [("Contact", self._contact(call.a_peer.transport)),
+                               ("Content-Type", "application/sdp")]
         if status in call.sent_provisional and not body:
             return out
         call.sent_provisional.add(status)
@@ -583,7 +582,16 @@ class B2bua(MidCall, Refer):
             call.b_remote = _sdp_or_none(resp.body)
         call.winner = branch
         self._by_dialog[dialog.id] = (call, "b")
-        out.append(self._bridge(call))
+        if call.a_answer is None:
+            # Delayed offer: ours to the caller, the callee's codec first (no transcoding if
+            # it takes it); the bridge waits for the answer in the ACK.
+            assert call.b_neg is not None
+            call.a_offer = call.a_answer = make_offer(
+                address=self.media_address, port=call.a_port,
+                origin=make_origin(self.media_address),
+                capabilities=self._codec_first(call.b_neg.codec))
+        else:
+            out.append(self._bridge(call))
         # RFC 3261 §16.7 step 10 (what a forking proxy does): CANCEL the other branches.
         for other in call.branches:
             if other is not branch:
@@ -676,8 +684,9 @@ class B2bua(MidCall, Refer):
         if found is None:
             return []
         call, leg = found
-        if leg == "a" and call.a_ack is not None:
-            call.a_ack.receive_ack(ack)
+        if leg == "a" and call.a_ack is not None and call.a_ack.receive_ack(ack) and (
+                call.a_offer is not None):
+            return self._late_answer(call, ack, now, wall)
         pending = call.reinvite_ack
         if pending is not None and pending[1] == leg and pending[0].receive_ack(ack):
             call.reinvite_ack = None
@@ -838,8 +847,9 @@ class B2bua(MidCall, Refer):
         return out
 
     # -- calls the switch answers (contact centre) ------------------------------------------
-    def _answer_locally(self, call: Call, route: Application, offer: SessionDescription,
-                        now: float, wall: float) -> list[Command]:
+    def _answer_locally(self, call: Call, route: Application,
+                        offer: SessionDescription | None, now: float,
+                        wall: float) -> list[Command]:
         """RFC 3261 §13.3.1.4: the switch is the UAS; media anchored at one relay port."""
         call.callee = route.number
         call.local = True
@@ -847,12 +857,15 @@ class B2bua(MidCall, Refer):
         if a_port is None:
             return self._fail(call, 503, "Service Unavailable", now, wall, cause="no_ports")
         call.a_port = a_port
-        answered = answer_offer(offer, address=self.media_address, port=a_port,
-                                origin=make_origin(self.media_address),
-                                capabilities=self.capabilities)
-        if answered is None:
+        if offer is None:
+            # Delayed offer: ours in the 2xx; the service starts once the ACK answers it.
+            call.a_offer = call.a_answer = make_offer(
+                address=self.media_address, port=a_port,
+                origin=make_origin(self.media_address), capabilities=self.capabilities)
+            call.local_route = route
+        elif not self._answer_caller(call, offer):
             return self._fail(call, 488, "Not Acceptable Here", now, wall)
-        call.a_answer, call.a_neg = answered
+        assert call.a_answer is not None
         resp_a = make_response(
             call.a_invite, 200, "OK", to_tag=call.a_tag,
             headers=[("Contact", self._contact(call.a_peer.transport)), ("Allow", ALLOW),
@@ -872,8 +885,50 @@ class B2bua(MidCall, Refer):
         self._start_session_timer(call, now)
         log.info("call %d %s -> %s answered by the switch (%s)", call.id, call.caller,
                  call.callee, route.kind)
-        out.append(LocalCall(call, route.kind, route.number, _leg_media(call.a_neg)))
+        if call.a_neg is not None:
+            out.append(LocalCall(call, route.kind, route.number, _leg_media(call.a_neg)))
         return out
+
+    def _answer_caller(self, call: Call, offer: SessionDescription) -> bool:
+        """RFC 3264 §6: our answer to the caller's offer, at our port facing it; False when
+        nothing in it is acceptable (488)."""
+        answered = answer_offer(offer, address=self.media_address, port=call.a_port,
+                                origin=make_origin(self.media_address),
+                                capabilities=self.capabilities)
+        if answered is None:
+            return False
+        call.a_answer, call.a_neg = answered
+        return True
+
+    def _codec_first(self, first: Codec) -> Capabilities:
+        others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
+        return Capabilities((first, *others), self.capabilities.telephone_event,
+                            self.capabilities.ptime)
+
+    def _late_answer(self, call: Call, ack: Request, now: float,
+                     wall: float) -> list[Command]:
+        """The caller's answer to the offer in our 2xx, in its ACK (RFC 3261 §13.2.1)."""
+        offer = call.a_offer
+        assert offer is not None
+        call.a_offer = None
+        try:
+            answer = parse_sdp(ack.body) if ack.body else None
+            neg = accept_answer(offer, answer) if answer is not None else None
+        except SdpError:
+            answer, neg = None, None
+        if answer is None or neg is None:
+            # RFC 3261 §13.2.1: the ACK MUST carry the answer; without one (or with one we
+            # cannot use) there is no session to bridge: end the call.
+            log.info("call %d: no usable SDP answer in the caller's ACK, hanging up", call.id)
+            return self.hangup(call, "no_answer_in_ack", now, wall)
+        call.a_neg, call.a_remote = neg, answer
+        route = call.local_route
+        if call.local and route is not None and call.winner is None:
+            call.local_route = None
+            return [LocalCall(call, route.kind, route.number, _leg_media(neg))]
+        if call.b_neg is not None and call.winner is not None:
+            return [self._bridge(call)]
+        return []
 
     def offer_leg(self, call: Call, aor: str, now: float, wall: float, *,
                   headers: tuple[tuple[str, str], ...] = ()) -> list[Command]:
@@ -890,10 +945,7 @@ class B2bua(MidCall, Refer):
             if b_port is None:
                 return self._leg_outcome(LegFailed(call, 503), now, wall)
             call.b_port = b_port
-        first = call.a_neg.codec
-        others = tuple(c for c in self.capabilities.codecs if not c.same_format(first))
-        caps = Capabilities((first, *others), self.capabilities.telephone_event,
-                            self.capabilities.ptime)
+        caps = self._codec_first(call.a_neg.codec)
         call.b_offer = make_offer(address=self.media_address, port=call.b_port,
                                   origin=make_origin(self.media_address), capabilities=caps)
         out: list[Command] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from softswitch.b2bua import B2bua, Bridge, ReleaseMedia, WriteCdr
+from softswitch.b2bua import B2bua, Bridge, LocalCall, ReleaseMedia, WriteCdr
 from softswitch.config import UserConfig
 from softswitch.core import SipCore
 from softswitch.dialplan import Dialplan
@@ -142,3 +142,88 @@ def test_unknown_number_is_404_and_unregistered_user_480() -> None:
     assert [r.status for r in responses_to(out, A)] == [100, 404]
     (cdr,) = [c.cdr for c in core.commands if isinstance(c, WriteCdr)]
     assert cdr.disposition == "not_found" and cdr.hangup_side == "switch"
+
+
+# -- delayed offer (RFC 3261 §13.2.1: no SDP in the INVITE, the offer in our 2xx) -------------
+
+
+def _no_sdp(data: bytes) -> bytes:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    head = head.replace(b"\r\nContent-Type: application/sdp", b"")
+    return head.replace(f"Content-Length: {len(OFFER)}".encode(), b"Content-Length: 0") + (
+        b"\r\n\r\n")
+
+
+def _start_without_sdp(core: SipCore, dialled: str) -> list:
+    out = core.receive_datagram(_no_sdp(invite(dialled)), A, 0.0, WALL)
+    (challenge,) = [r for r in (parse_message(s.data) for s in out)
+                    if isinstance(r, Response) and r.status == 407]
+    challenge.headers.set("WWW-Authenticate", challenge.headers.get("Proxy-Authenticate"))
+    value = answer_challenge(challenge, user="1001", password="pw1001", method="INVITE",
+                             uri=f"sip:{dialled}@{REALM}")
+    return core.receive_datagram(_no_sdp(invite(dialled, 2, value)), A, 0.0, WALL)
+
+
+def _ack_from_a(final: Response, body: bytes = b"") -> Request:
+    headers = [("Via", "SIP/2.0/UDP 127.0.0.1:5098;branch=z9hG4bK-ack2"), ("Max-Forwards", "70"),
+               ("From", final.headers.get("From") or ""), ("To", final.headers.get("To") or ""),
+               ("Call-ID", final.call_id), ("CSeq", "2 ACK")]
+    if body:
+        headers.append(("Content-Type", "application/sdp"))
+    return Request("ACK", "sip:switch@127.0.0.1:5060", headers, body)
+
+
+def _answered_without_sdp(core: SipCore) -> Response:
+    out = _start_without_sdp(core, "1002")
+    inv2 = requests_to(out, B2)[0]
+    # the callee is offered what the switch can do (it heard no offer from the caller)
+    assert b"m=audio 20002 " in inv2.body and b"PCMU" in inv2.body and b"PCMA" in inv2.body
+    ok = make_response(inv2, 200, "OK", to_tag="t5202", body=OFFER.replace(b"4000", b"6000"),
+                       headers=[("Contact", "<sip:1002@127.0.0.1:5202>"),
+                                ("Content-Type", "application/sdp")])
+    out = core.receive_message(ok, B2, 1.0, WALL + 1)
+    (final,) = [r for r in responses_to(out, A) if r.status == 200]
+    return final
+
+
+def test_delayed_offer_gets_our_offer_in_the_2xx_and_the_ack_answers_it() -> None:
+    core = make_core()
+    final = _answered_without_sdp(core)
+    # our offer at the port facing the caller, the callee's codec (PCMA) first
+    body = final.body.decode()
+    assert "m=audio 20000 RTP/AVP 8 " in body and final.headers.get("Content-Type")
+    assert not any(isinstance(c, Bridge) for c in core.commands)  # no answer yet
+    answer = OFFER.replace(b"4000", b"4100")
+    core.receive_message(_ack_from_a(final, answer), A, 1.1, WALL + 1.1)
+    (bridge,) = [c for c in core.commands if isinstance(c, Bridge)]
+    assert (bridge.a.remote_port, bridge.b.remote_port) == (4100, 6000)
+    assert (bridge.a.codec, bridge.b.codec) == ("PCMA", "PCMA")
+    # a copy of the ACK changes nothing; the 2xx is no longer retransmitted
+    core.receive_message(_ack_from_a(final, answer), A, 1.2, WALL + 1.2)
+    assert len([c for c in core.commands if isinstance(c, Bridge)]) == 1
+    assert [s for s in core.handle_timer(2.0, WALL + 2) if s.data.startswith(b"SIP/2.0 200")] == []
+
+
+def test_delayed_offer_with_no_answer_in_the_ack_ends_the_call() -> None:
+    core = make_core()
+    final = _answered_without_sdp(core)
+    out = core.receive_message(_ack_from_a(final), A, 1.1, WALL + 1.1)
+    assert [r.method for r in requests_to(out, A)] == ["BYE"]
+    assert [r.method for r in requests_to(out, B2)] == ["BYE"]
+    (cdr,) = [c.cdr for c in core.commands if isinstance(c, WriteCdr)]
+    assert cdr.hangup_cause == "no_answer_in_ack"
+    assert core.b2bua is not None and core.b2bua.calls == {}
+
+
+def test_delayed_offer_to_a_service_starts_it_once_the_ack_answers() -> None:
+    core = make_core()
+    assert core.b2bua is not None
+    core.b2bua.dialplan = Dialplan(core.b2bua.dialplan.directory, frozenset({"500"}))
+    out = _start_without_sdp(core, "500")
+    (final,) = [r for r in responses_to(out, A) if r.status == 200]
+    assert b"m=audio 20000 " in final.body
+    assert not any(isinstance(c, LocalCall) for c in core.commands)
+    core.receive_message(_ack_from_a(final, OFFER.replace(b"4000", b"4200")), A, 0.1,
+                         WALL + 0.1)
+    (local,) = [c for c in core.commands if isinstance(c, LocalCall)]
+    assert (local.number, local.a.remote_port, local.a.codec) == ("500", 4200, "PCMA")

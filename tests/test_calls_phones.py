@@ -103,8 +103,9 @@ async def cdrs(sw: Switch, n: int = 1, timeout: float = 5.0) -> list[Cdr]:
 async def call_and_answer(caller: Phone, callee: Phone, setup: Setup, user: str, *,
                           play: str | None = None, record: str | None = None,
                           callee_play: str | None = None, callee_record: str | None = None,
-                          ) -> tuple[int, int]:
-    cid = await caller.make_call(setup.uri(user), play=play, record=record)
+                          delayed_offer: bool = False) -> tuple[int, int]:
+    cid = await caller.make_call(setup.uri(user), play=play, record=record,
+                                 delayed_offer=delayed_offer)
     inc = await callee.wait_event("incoming_call", 10)
     await callee.answer(inc["call"], 200)
     if callee_play:
@@ -117,7 +118,8 @@ async def call_and_answer(caller: Phone, callee: Phone, setup: Setup, user: str,
 
 # -- the basic call -----------------------------------------------------------------------------
 
-async def _audio_call(setup: Setup, sw: Switch, caller_codecs: str, callee_codecs: str) -> None:
+async def _audio_call(setup: Setup, sw: Switch, caller_codecs: str, callee_codecs: str, *,
+                      delayed_offer: bool = False) -> None:
     a = await registered("alice", "1001", setup, codecs=caller_codecs)
     b = await registered("bob", "1002", setup, codecs=callee_codecs)
     try:
@@ -125,7 +127,8 @@ async def _audio_call(setup: Setup, sw: Switch, caller_codecs: str, callee_codec
         tone_b = tone(setup.tmp / "b.wav", 1000)
         rec_a, rec_b = setup.tmp / "rec_a.wav", setup.tmp / "rec_b.wav"
         cid, bcid = await call_and_answer(a, b, setup, "1002", play=tone_a, record=str(rec_a),
-                                          callee_play=tone_b, callee_record=str(rec_b))
+                                          callee_play=tone_b, callee_record=str(rec_b),
+                                          delayed_offer=delayed_offer)
         inc_from = next(e for e in b.history if e.get("event") == "incoming_call")
         # Caller identity reaches the callee: display name and number.
         assert '"User 1001"' in inc_from["remote_uri"] and "sip:1001@" in inc_from["remote_uri"]
@@ -165,6 +168,12 @@ async def test_call_anchored_media_both_directions(setup: Setup, switch: Switch)
 
 async def test_call_transcodes_pcmu_to_pcma(setup: Setup, switch: Switch) -> None:
     await _audio_call(setup, switch, "PCMU/8000", "PCMA/8000")
+
+
+async def test_delayed_offer_call_has_audio_both_ways(setup: Setup, switch: Switch) -> None:
+    """RFC 3261 §13.2.1: the caller's INVITE has no SDP; the switch offers in its 2xx (the
+    callee's codec first), the caller answers in the ACK, and the media flows."""
+    await _audio_call(setup, switch, "PCMU/8000", "PCMA/8000", delayed_offer=True)
 
 
 # -- failures -----------------------------------------------------------------------------------

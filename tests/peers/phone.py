@@ -202,9 +202,12 @@ class Phone:
     # -- calls --------------------------------------------------------------------------------
 
     async def make_call(self, uri: str, *, play: str | None = None,
-                        record: str | None = None) -> int:
-        """INVITE ``uri``; returns the phone's call index. Media files start once active."""
+                        record: str | None = None, delayed_offer: bool = False) -> int:
+        """INVITE ``uri``; returns the phone's call index. Media files start once active.
+        ``delayed_offer``: no SDP in the INVITE (the answer goes in the ACK)."""
         fields: dict[str, Any] = {"uri": uri}
+        if delayed_offer:
+            fields["delayed_offer"] = True
         if play:
             fields["play"] = play
         if record:

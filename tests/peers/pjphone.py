@@ -324,6 +324,9 @@ class PhoneProcess:
     def cmd_make_call(self, c: Json) -> Json:
         call = PhoneCall(self, self.call_account())
         op = pj.CallOpParam(True)
+        if c.get("delayed_offer"):
+            # RFC 3261 §13.2.1: INVITE without SDP; the offer comes in the 2xx, ours in the ACK
+            op.opt.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
         call.makeCall(c["uri"], op)
         call.cid = call.getId()
         self.calls[call.cid] = call
