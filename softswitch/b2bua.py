@@ -166,6 +166,9 @@ class Call:
     started_at: float
     state: str = "routing"  # routing, ringing, answered, ended
     caller_display: str = ""
+    # RFC 3323 §4.2 / RFC 3325 §7: the caller asked to be anonymous (Privacy: id, user or
+    # header): callees see "Anonymous"; only a trusted peer gets the asserted identity.
+    private: bool = False
     a_port: int = 0
     b_port: int = 0
     a_answer: SessionDescription | None = None
@@ -355,6 +358,7 @@ class B2bua(MidCall, Refer):
         dialled = getattr(uri, "user", None) or getattr(uri, "number", None) or ""
         call = Call(next(self._ids), txn, req, source, tag, username, dialled, wall)
         call.caller_display = display
+        call.private = _wants_privacy(req)
         self.calls[call.id] = call
         self._by_a_txn[txn] = call
         offer: SessionDescription | None = None
@@ -429,12 +433,19 @@ class B2bua(MidCall, Refer):
         via = self._via(dest.transport)
         quoted = display.replace("\\", "\\\\").replace('"', '\\"')
         name = f'"{quoted}" ' if quoted else ""
+        identity = f"{name}<sip:{call.caller}@{self.domain}>"
+        shown = identity
+        if call.private:
+            # RFC 3323 §4.1.1.3: the anonymous From; RFC 3325 §7: the asserted identity only
+            # to a trusted peer (gateway, SBC), with Privacy: id so that it withholds it too.
+            shown = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+            assert_id = self.is_trusted(dest.host)
         assert call.b_offer is not None
         items = [
             ("Via", str(via)),
             # RFC 3261 §16.6 step 3 in spirit: a B2BUA loop still ends.
             ("Max-Forwards", str(max(0, (max_forwards if max_forwards is not None else 70) - 1))),
-            ("From", f"{name}<sip:{call.caller}@{self.domain}>;tag={secrets.token_hex(6)}"),
+            ("From", f"{shown};tag={secrets.token_hex(6)}"),
             ("To", f"<sip:{call.callee}@{self.domain}>"),
             ("Call-ID", f"{secrets.token_hex(12)}@{self.domain}"),
             ("CSeq", "1 INVITE"),
@@ -445,7 +456,9 @@ class B2bua(MidCall, Refer):
         ]
         if assert_id:
             # RFC 3325 §9.1: the identity the switch vouches for, to phones it serves.
-            items.append(("P-Asserted-Identity", f"{name}<sip:{call.caller}@{self.domain}>"))
+            items.append(("P-Asserted-Identity", identity))
+            if call.private:
+                items.append(("Privacy", "id"))
         return Request("INVITE", contact, items, call.b_offer.to_bytes())
 
     # -- B leg: responses -------------------------------------------------------------------
@@ -1115,6 +1128,19 @@ def _user_of(uri: object) -> str | None:
     if isinstance(uri, TelURI):
         return uri.number
     return None
+
+
+_PRIVATE = frozenset({"id", "user", "header"})
+
+
+def _wants_privacy(req: Request) -> bool:
+    """RFC 3323 §4.2 Privacy = priv-value *(";" priv-value), in one header or several; `id`
+    (RFC 3325 §9.3), `user` or `header` ask that the caller's identity be withheld."""
+    for value in req.headers.values("Privacy"):
+        for token in value.replace(",", ";").split(";"):
+            if token.strip().lower() in _PRIVATE:
+                return True
+    return False
 
 
 def _asserted_identity(req: Request) -> tuple[str, str]:

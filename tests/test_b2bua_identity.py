@@ -223,3 +223,45 @@ def test_config_user_without_secret_or_contact_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, '[[users]]\nextension = "1001"\nname = "x"\n')
     assert "users[0]: give password, ha1 or ha1_sha256" in info.value.errors
+
+
+# -- caller privacy (RFC 3323, RFC 3325 §7) ------------------------------------------------------
+
+def test_private_caller_is_anonymous_to_the_callee_phone() -> None:
+    core = make_core()
+    out = authenticated_call(core, "1002", extra=(("Privacy", "id"),))
+    (inv,) = invites_to(out, B1)
+    assert identity(inv, "From") == ("Anonymous", "anonymous")
+    assert "anonymous.invalid" in (inv.headers.get("From") or "")
+    assert inv.headers.get("P-Asserted-Identity") is None and inv.headers.get("Privacy") is None
+    (call,) = core.b2bua.calls.values()  # type: ignore[union-attr]
+    assert call.caller == "1001"  # the switch (CDR, reports) still knows who calls
+
+
+def test_private_caller_from_a_trusted_gateway_stays_private() -> None:
+    core = make_core(trusted=("10.0.0.0/8",))
+    extra = (("P-Asserted-Identity", '"Caller" <sip:+6281234567@gw.example>'),
+             ("Privacy", "header;id"))
+    out = core.receive_datagram(invite("1002", GATEWAY, extra=extra), GATEWAY, 0.0, WALL)
+    (inv,) = invites_to(out, B1)
+    assert identity(inv, "From") == ("Anonymous", "anonymous")
+    assert "+6281234567" not in inv.to_bytes().decode()
+    (call,) = core.b2bua.calls.values()  # type: ignore[union-attr]
+    assert call.caller == "+6281234567"
+
+
+def test_private_caller_is_asserted_only_to_a_trusted_peer_with_privacy_id() -> None:
+    core = make_core(trusted=("192.0.2.0/24",))
+    out = authenticated_call(core, "7000", extra=(("Privacy", "id"),))
+    (inv,) = invites_to(out, STATIC)
+    assert identity(inv, "From") == ("Anonymous", "anonymous")
+    assert identity(inv, "P-Asserted-Identity") == ("Alice Directory", "1001")
+    assert inv.headers.get("Privacy") == "id"
+
+
+def test_privacy_none_changes_nothing() -> None:
+    core = make_core()
+    out = authenticated_call(core, "1002", extra=(("Privacy", "none"),))
+    (inv,) = invites_to(out, B1)
+    assert identity(inv, "From") == ("Alice Directory", "1001")
+    assert identity(inv, "P-Asserted-Identity") == ("Alice Directory", "1001")
