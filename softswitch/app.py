@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ from softswitch.b2bua import (
     StopMoh,
     Transferred,
     WriteCdr,
+    static_contact_host,
 )
 from softswitch.config import Config, ConfigError, load_config
 from softswitch.contact_centre import ContactCentre
@@ -69,6 +71,7 @@ log = logging.getLogger("softswitch")
 
 FLUSH_INTERVAL = 0.2  # seconds between write-behind batches of binding changes
 SWEEP_INTERVAL = 1.0  # seconds between expiry sweeps
+DNS_REFRESH_INTERVAL = 300.0  # seconds between lookups of static contacts' host names
 
 
 def configure_logging(level: str) -> None:
@@ -213,6 +216,7 @@ class Switch:
             server=cfg.sip.user_agent,
         )
         self.b2bua.trusted = cfg.sip.trusted
+        self.b2bua.resolved = await _resolve_contacts(cfg, {})
         self.core.b2bua = self.b2bua
         self.contact_centre = ContactCentre(cfg, self.b2bua, self.relay, self.media_clock,
                                             self._run_b2bua, loop, store=self.store)
@@ -231,6 +235,7 @@ class Switch:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
         self._tasks.append(asyncio.create_task(self._event_log_loop(), name="event-log"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="expiry-sweep"))
+        self._tasks.append(asyncio.create_task(self._dns_loop(), name="dns-refresh"))
         self.running = True
         _tune_gc()
         log.info("softswitch ready: sip %s, http %s:%d",
@@ -578,6 +583,14 @@ class Switch:
             if self.transports is not None:
                 self.transports.close_idle(asyncio.get_running_loop().time())
 
+    async def _dns_loop(self) -> None:
+        """Static contacts named by host name follow their DNS records."""
+        while True:
+            await asyncio.sleep(DNS_REFRESH_INTERVAL)
+            if self.b2bua is not None:
+                self.b2bua.resolved = await _resolve_contacts(self.config,
+                                                              self.b2bua.resolved)
+
     # -- reload -----------------------------------------------------------------------------
     async def reload(self) -> dict[str, Any]:
         """Re-read the config file; apply it whole, or refuse it whole and keep running."""
@@ -618,6 +631,7 @@ class Switch:
             self.b2bua.dialplan = _dialplan(directory, new)
             self.b2bua.ring_timeout = float(new.calls.ring_timeout_s)
             self.b2bua.trusted = new.sip.trusted
+            self.b2bua.resolved = await _resolve_contacts(new, self.b2bua.resolved)
         registrar = self.core.registrar
         registrar.directory = directory
         registrar.settings = _registrar_settings(new)
@@ -742,6 +756,32 @@ class Switch:
 
 def _dialplan(directory: Directory, cfg: Config) -> Dialplan:
     return Dialplan(directory, frozenset(s.number for s in cfg.services))
+
+
+async def _resolve_contacts(cfg: Config, previous: dict[str, str]) -> dict[str, str]:
+    """The addresses of the host names in static contacts (A/AAAA through the system
+    resolver, IPv4 first). A name that does not resolve now keeps its previous address, so a
+    DNS outage does not take a gateway away; a name never resolved is not rung (logged)."""
+    loop = asyncio.get_running_loop()
+    names = {name for u in cfg.users if u.contact
+             and (name := static_contact_host(u.contact)) is not None}
+    resolved: dict[str, str] = {}
+    for name in sorted(names):
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(name, None, type=socket.SOCK_DGRAM),
+                                           5.0)
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot resolve %s (%s)%s", name, exc or "timeout",
+                        f"; keeping {previous[name]}" if name in previous else "")
+            if name in previous:
+                resolved[name] = previous[name]
+            continue
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        address = str(infos[0][4][0])
+        if previous.get(name) != address:
+            log.info("static contact host %s is %s", name, address)
+        resolved[name] = address
+    return resolved
 
 
 def _tune_gc() -> None:

@@ -260,6 +260,9 @@ class B2bua(MidCall, Refer):
         # Source networks whose INVITEs are not challenged and whose P-Asserted-Identity
         # is believed (RFC 3325 §2 "trust domain"): gateways, SBCs, a benchmark's SIPp.
         self.trusted: tuple[IPv4Network | IPv6Network, ...] = ()
+        # Host names of static contacts -> the address they resolved to (the adapter resolves
+        # them: the B2BUA does no I/O). A name missing here is not rung.
+        self.resolved: dict[str, str] = {}
         # Our sent-by per transport ("udp" -> (host, port)); set once listeners are bound.
         self.local: dict[str, tuple[str, int]] = {}
         self.calls: dict[int, Call] = {}
@@ -332,6 +335,23 @@ class B2bua(MidCall, Refer):
             return False
         return any(address in net for net in self.trusted)
 
+    def _static_peer(self, contact: str) -> Peer | None:
+        """A static contact ``sip:gw.example:5060;transport=udp`` -> where to send: its IP
+        address, or the one its host name resolved to (RFC 3263 §4.2 with A/AAAA records
+        only: the transport and port come from the URI, 5060 by default)."""
+        uri = _static_uri(contact)
+        if uri is None:
+            return None
+        host = uri.host
+        name = _host_name(host)
+        if name is not None:
+            resolved = self.resolved.get(name)
+            if resolved is None:
+                log.warning("static contact %s: %s is not resolved, not rung", contact, name)
+                return None
+            host = resolved
+        return Peer(uri.transport or "udp", host, uri.port or 5060)
+
     def owns(self, txn: ServerTransaction) -> bool:
         return txn in self._by_a_txn
 
@@ -389,7 +409,7 @@ class B2bua(MidCall, Refer):
                 targets.append((b.contact, dest, True))
         callee = self.dialplan.directory.lookup(route.user)
         if callee is not None and callee.contact:
-            dest = _peer_of_uri(callee.contact)
+            dest = self._static_peer(callee.contact)
             if dest is not None:
                 # RFC 3325 §4: assert identity only to a trusted network.
                 targets.append((callee.contact, dest, self.is_trusted(dest.host)))
@@ -1159,17 +1179,27 @@ def _asserted_identity(req: Request) -> tuple[str, str]:
     return _user_of(req.from_.uri) or "anonymous", _display(req.from_)
 
 
-def _peer_of_uri(contact: str) -> Peer | None:
-    """A static contact ``sip:192.0.2.10:5060;transport=udp`` -> where to send (RFC 3263 §4,
-    without DNS: config validation requires an IP address)."""
+def _static_uri(contact: str) -> SipURI | None:
     try:
         uri = parse_uri(contact)
     except SipError:
         return None
-    if not isinstance(uri, SipURI):
-        return None
-    transport = uri.transport or "udp"
-    return Peer(transport, uri.host, uri.port or 5060)
+    return uri if isinstance(uri, SipURI) else None
+
+
+def _host_name(host: str) -> str | None:
+    """`host` lower-cased when it is a name to resolve; None for an IP address."""
+    try:
+        ip_address(host)
+    except ValueError:
+        return host.lower()
+    return None
+
+
+def static_contact_host(contact: str) -> str | None:
+    """The host name of a static contact that needs resolving; None for an IP address."""
+    uri = _static_uri(contact)
+    return None if uri is None else _host_name(uri.host)
 
 
 def _peer_of(received: str | None) -> Peer | None:

@@ -372,7 +372,8 @@ def _extension(value: str) -> str:
 
 
 def _static_contact(value: str) -> str:
-    """``sip:host:port;transport=udp``: a SIP URI whose host is an IP address (no DNS yet)."""
+    """``sip:host:port;transport=udp``: a SIP URI whose host is an IP address or a host name
+    (resolved by the running switch at start, on reload and every few minutes)."""
     from softswitch.sip.errors import SipError
     from softswitch.sip.uri import SipURI, parse_uri
 
@@ -382,10 +383,7 @@ def _static_contact(value: str) -> str:
         raise ValueError(f"not a SIP URI: {value!r}") from None
     if not isinstance(uri, SipURI) or uri.scheme != "sip":
         raise ValueError(f"must be a sip: URI such as 'sip:192.0.2.10:5060', got {value!r}")
-    try:
-        ip_address(uri.host)
-    except ValueError:
-        raise ValueError(f"host must be an IP address (no DNS lookups yet): {uri.host!r}") from None
+    _check_host(uri.host)
     transport = (uri.params.get("transport") or "udp").lower()
     if transport not in ("udp", "tcp"):
         raise ValueError(f"transport must be udp or tcp, got {transport!r}")

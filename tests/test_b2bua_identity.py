@@ -209,7 +209,7 @@ def test_config_accepts_static_contact_and_gateway_without_password(tmp_path: Pa
 
 @pytest.mark.parametrize("contact, message", [
     ("http://192.0.2.1/", "users[0].contact: must be a sip: URI"),
-    ("sip:gw.example.com:5060", "users[0].contact: host must be an IP address"),
+    ("sip:gw..example.com:5060", "users[0].contact: "),
     ("sip:192.0.2.1:5060;transport=sctp", "users[0].contact: transport must be udp or tcp"),
     ("not a uri", "users[0].contact: "),
 ])
@@ -265,3 +265,41 @@ def test_privacy_none_changes_nothing() -> None:
     (inv,) = invites_to(out, B1)
     assert identity(inv, "From") == ("Alice Directory", "1001")
     assert identity(inv, "P-Asserted-Identity") == ("Alice Directory", "1001")
+
+
+# -- static contacts by host name ----------------------------------------------------------------
+
+def test_static_contact_by_host_name_rings_the_address_it_resolved_to() -> None:
+    core = make_core(static="sip:gw.test:5080;transport=udp", register_b=False,
+                     trusted=("192.0.2.0/24",))
+    assert core.b2bua is not None
+    core.b2bua.resolved = {"gw.test": STATIC.host}
+    out = authenticated_call(core, "1002")
+    (inv,) = invites_to(out, STATIC)
+    assert str(inv.uri) == "sip:gw.test:5080;transport=udp"  # the Request-URI keeps the name
+    assert identity(inv, "P-Asserted-Identity") == ("Alice Directory", "1001")  # trusted by IP
+
+
+def test_static_contact_whose_name_is_not_resolved_is_not_rung() -> None:
+    core = make_core(static="sip:gw.test:5080", register_b=False)
+    out = authenticated_call(core, "1002")
+    assert 480 in [m.status for m in messages_to(out, PHONE) if isinstance(m, Response)]
+
+
+def test_config_accepts_a_host_name_in_a_static_contact(tmp_path: Path) -> None:
+    config = _load(tmp_path, '[[users]]\nextension = "gw"\ncontact = "sip:GW.Example.com:5060"\n')
+    assert config.users[0].contact == "sip:GW.Example.com:5060"  # type: ignore[attr-defined]
+
+
+async def test_switch_resolves_static_contact_names_and_keeps_the_last_address(
+        tmp_path: Path) -> None:
+    from softswitch.app import _resolve_contacts
+
+    config = _load(tmp_path, (
+        '[[users]]\nextension = "gw"\ncontact = "sip:localhost:5080"\n'
+        '[[users]]\nextension = "gone"\ncontact = "sip:nowhere.invalid:5060"\n'
+        '[[users]]\nextension = "ip"\ncontact = "sip:192.0.2.1:5060"\n'))
+    assert await _resolve_contacts(config, {}) == {"localhost": "127.0.0.1"}  # type: ignore[arg-type]
+    # a name that stops resolving keeps the address it had (a DNS outage is not an outage)
+    previous = {"localhost": "127.0.0.1", "nowhere.invalid": "192.0.2.9"}
+    assert await _resolve_contacts(config, previous) == previous  # type: ignore[arg-type]
