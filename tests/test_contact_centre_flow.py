@@ -153,3 +153,26 @@ async def test_menu_queue_announcement_agent_then_survey_stored(
     finally:
         await agent.close()
         await caller.close()
+
+
+async def test_delayed_offer_caller_hears_the_greeting(setup: Setup, switch: Switch) -> None:
+    """A caller whose INVITE has no SDP (as some carriers' gateways send) is answered with the
+    switch's offer, answers in its ACK, and the service starts: the greeting is heard."""
+    caller = await registered("caller", "1001", setup)
+    try:
+        cc = switch.contact_centre
+        assert cc is not None
+        rec = setup.tmp / "greeting_late.wav"
+        cid = await caller.make_call(setup.uri("1500"), record=str(rec), delayed_offer=True)
+        await caller.wait_call_state(cid, "confirmed", 10)
+        await _until(lambda: service_session(cc) is not None)
+        s = service_session(cc)
+        assert s is not None
+        await _until(lambda: s.stage == "menu", 15)
+        await caller.stop_record(cid)
+        heard, rate = read_wav(rec)
+        assert rms(heard[: rate * 2]) > 300, rms(heard[: rate * 2])
+        await caller.hangup(cid)
+        await caller.wait_call_state(cid, "disconnected", 10)
+    finally:
+        await caller.close()
