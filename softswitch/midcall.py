@@ -202,8 +202,9 @@ class MidCall:
     def _offer(self, call: Call, leg: str, txn: ServerTransaction, req: Request,
                now: float) -> list[Command]:
         """An in-dialog INVITE or UPDATE from `leg` (RFC 3261 §14.2, RFC 3311 §5.2)."""
-        if call.reoffer is not None:
-            # RFC 3261 §14.2: an offer while ours is pending: 491, the other side retries.
+        if call.reoffer is not None or call.a_offer is not None:
+            # RFC 3261 §14.2: an offer while ours is pending (a re-offer, or the offer in our
+            # 2xx to a delayed-offer caller, answered only by its ACK): 491, retry later.
             return self._send_response(txn, make_response(req, 491, "Request Pending"), now)
         try:
             extra = self._refreshed_by_caller(call, req, now) if leg == "a" else []

@@ -227,3 +227,23 @@ def test_delayed_offer_to_a_service_starts_it_once_the_ack_answers() -> None:
                          WALL + 0.1)
     (local,) = [c for c in core.commands if isinstance(c, LocalCall)]
     assert (local.number, local.a.remote_port, local.a.codec) == ("500", 4200, "PCMA")
+
+
+def test_delayed_offer_reinvite_from_the_callee_before_the_ack_gets_491() -> None:
+    """RFC 3261 §14.2: our offer to the caller is pending until its ACK; an offer from the
+    callee meanwhile is refused with 491 (it retries), and the ACK still completes the call."""
+    core = make_core()
+    final = _answered_without_sdp(core)
+    (call,) = core.b2bua.calls.values()  # type: ignore[union-attr]
+    assert call.winner is not None and call.winner.dialog is not None
+    b_dialog = call.winner.dialog
+    reinvite = Request("INVITE", "sip:switch@127.0.0.1:5060", [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5202;branch=z9hG4bK-early-re"), ("Max-Forwards", "70"),
+        ("From", f"<sip:1002@{REALM}>;tag={b_dialog.id.remote_tag}"),
+        ("To", f"<sip:1002@{REALM}>;tag={b_dialog.id.local_tag}"),
+        ("Call-ID", b_dialog.id.call_id), ("CSeq", "9 INVITE"),
+        ("Content-Type", "application/sdp")], OFFER.replace(b"4000", b"6100"))
+    out = core.receive_message(reinvite, B2, 1.05, WALL + 1.05)
+    assert [r.status for r in responses_to(out, B2) if r.status >= 200] == [491]
+    core.receive_message(_ack_from_a(final, OFFER), A, 1.1, WALL + 1.1)
+    assert [c for c in core.commands if isinstance(c, Bridge)]
