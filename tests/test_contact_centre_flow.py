@@ -17,6 +17,7 @@ from acd import AgentState
 from softswitch.app import Switch
 from softswitch.contact_centre import ContactCentre, Session
 from tests.peers.audio import goertzel, read_wav, tone
+from tests.peers.phone import Phone
 from tests.switchkit import running_switch
 from tests.test_calls_phones import Setup, cdrs, registered, write_config
 
@@ -73,6 +74,25 @@ def service_session(cc: ContactCentre) -> Session | None:
     return next((s for s in cc.sessions.values() if s.kind == "service"), None)
 
 
+async def hear_greeting(caller: Phone, cc: ContactCentre, setup: Setup, *,
+                        play: str | None = None,
+                        delayed_offer: bool = False) -> tuple[int, Session, int]:
+    """Call the service number: the switch answers and the greeting plays to its end (the
+    menu prompt follows) and is heard. The call, its session and the recording's rate."""
+    rec = setup.tmp / f"greeting{'-late' if delayed_offer else ''}.wav"
+    cid = await caller.make_call(setup.uri("1500"), play=play, record=str(rec),
+                                 delayed_offer=delayed_offer)
+    await caller.wait_call_state(cid, "confirmed", 10)  # answered by the switch
+    await _until(lambda: service_session(cc) is not None)
+    s = service_session(cc)
+    assert s is not None
+    await _until(lambda: s.stage == "menu", 15)
+    await caller.stop_record(cid)
+    heard, rate = read_wav(rec)
+    assert rms(heard[: rate * 2]) > 300, rms(heard[: rate * 2])
+    return cid, s, rate
+
+
 async def test_menu_queue_announcement_agent_then_survey_stored(
         setup: Setup, switch: Switch) -> None:
     agent = await registered("agent", "1002", setup, auto_answer=200)
@@ -80,18 +100,9 @@ async def test_menu_queue_announcement_agent_then_survey_stored(
     try:
         cc, store = switch.contact_centre, switch.store
         assert cc is not None and store is not None
-        rec_greeting = setup.tmp / "greeting.wav"
-        cid = await caller.make_call(setup.uri("1500"), play=tone(setup.tmp / "a.wav", 440),
-                                     record=str(rec_greeting))
-        await caller.wait_call_state(cid, "confirmed", 10)  # answered by the switch
-        await _until(lambda: service_session(cc) is not None)
-        s = service_session(cc)
-        assert s is not None
-        # The greeting plays to its end, then the menu prompt: the caller keys 2 (an agent).
-        await _until(lambda: s.stage == "menu", 15)
-        await caller.stop_record(cid)
-        heard, rate = read_wav(rec_greeting)
-        assert rms(heard[: rate * 2]) > 300, rms(heard[: rate * 2])
+        cid, s, rate = await hear_greeting(caller, cc, setup,
+                                           play=tone(setup.tmp / "a.wav", 440))
+        # After the greeting, the menu prompt: the caller keys 2 (an agent).
         await caller.send_dtmf(cid, "2")
         await _until(lambda: s.queue == "general")
         assert s.stage in ("queued", "announcing")
@@ -162,16 +173,7 @@ async def test_delayed_offer_caller_hears_the_greeting(setup: Setup, switch: Swi
     try:
         cc = switch.contact_centre
         assert cc is not None
-        rec = setup.tmp / "greeting_late.wav"
-        cid = await caller.make_call(setup.uri("1500"), record=str(rec), delayed_offer=True)
-        await caller.wait_call_state(cid, "confirmed", 10)
-        await _until(lambda: service_session(cc) is not None)
-        s = service_session(cc)
-        assert s is not None
-        await _until(lambda: s.stage == "menu", 15)
-        await caller.stop_record(cid)
-        heard, rate = read_wav(rec)
-        assert rms(heard[: rate * 2]) > 300, rms(heard[: rate * 2])
+        cid, _, _ = await hear_greeting(caller, cc, setup, delayed_offer=True)
         await caller.hangup(cid)
         await caller.wait_call_state(cid, "disconnected", 10)
     finally:
