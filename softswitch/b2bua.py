@@ -36,7 +36,7 @@ from softswitch.offer_answer import (
 from softswitch.refer import Refer, Transferor
 from softswitch.registrar import Registrar
 from softswitch.sdp import Codec, SdpError, SessionDescription, make_origin, parse_sdp
-from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState
+from softswitch.sip.dialog import AckWait, Dialog, DialogId, DialogState, RetransmitResponse
 from softswitch.sip.errors import SipError
 from softswitch.sip.events import SendMessage
 from softswitch.sip.message import Peer, Request, Response, make_response
@@ -1077,6 +1077,22 @@ class B2bua(MidCall, Refer):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def _ack_wait_due(self, call: Call, wait: AckWait, dest: Peer, now: float,
+                      wall: float) -> list[Command]:
+        """A 2xx waiting for its ACK (the first INVITE's or a re-INVITE's): sent again when
+        due; after 64*T1 without an ACK the session SHOULD end with BYE (RFC 3261 §13.3.1.4)."""
+        out: list[Command] = []
+        for ev in wait.handle_timer(now):
+            if isinstance(ev, RetransmitResponse):
+                out.append(SendMessage(ev.response.to_bytes(), dest))
+            else:
+                log.info("call %d: no ACK for a 2xx in 64*T1, hanging up", call.id)
+                out.extend(self.hangup(call, "ack_timeout", now, wall))
+        nxt = wait.get_timer()
+        if nxt is not None and call.state == "answered":
+            self._arm(call, nxt)
+        return out
+
     def handle_timer(self, now: float, wall: float) -> list[Command]:
         out: list[Command] = []
         heap = self._timers
@@ -1093,30 +1109,10 @@ class B2bua(MidCall, Refer):
                 continue
             wait = call.a_ack
             if wait is not None and not wait.done:
-                for ev in wait.handle_timer(now):
-                    if type(ev).__name__ == "RetransmitResponse":
-                        out.append(SendMessage(ev.response.to_bytes(), call.a_txn.dest))
-                    else:
-                        # RFC 3261 §13.3.1.4: no ACK, the session SHOULD end with BYE.
-                        out.extend(self.hangup(call, "ack_timeout", now, wall))
-                nxt = wait.get_timer()
-                if nxt is not None and call.state == "answered":
-                    self._arm(call, nxt)
+                out.extend(self._ack_wait_due(call, wait, call.a_txn.dest, now, wall))
             pending = call.reinvite_ack
             if pending is not None and call.state == "answered":
-                again, _, dest = pending
-                for ev in again.handle_timer(now):
-                    if type(ev).__name__ == "RetransmitResponse":
-                        out.append(SendMessage(ev.response.to_bytes(), dest))
-                    else:
-                        # §13.3.1.4: no ACK for 64*T1; the session SHOULD end with BYE.
-                        call.reinvite_ack = None
-                        log.info("call %d: no ACK for the 2xx to a re-INVITE, hanging up",
-                                 call.id)
-                        out.extend(self.hangup(call, "ack_timeout", now, wall))
-                nxt = again.get_timer()
-                if nxt is not None and call.state == "answered":
-                    self._arm(call, nxt)
+                out.extend(self._ack_wait_due(call, pending[0], pending[2], now, wall))
             timer = call.session_timer
             if timer is not None and call.state == "answered":
                 when = timer.get_timer()

@@ -219,24 +219,19 @@ class Transports:
         pending = self._pending
         if pending:
             self._pending = []
-            if len(self.udp) == 1:
-                # the usual case, with the lookups of send() taken out of the loop
-                transport = next(iter(self.udp.values())).transport
-                if transport is not None:
-                    sendto = transport.sendto
-                    for m in pending:
-                        dest = m.dest
-                        if dest.transport == "udp":
-                            sendto(m.data, (dest.host, dest.port))
-                        else:
-                            self.send(m.data, dest)
-                    pending = []
             self.send_all(pending)
         self.after_input()
 
     def send_all(self, messages: list[SendMessage]) -> None:
+        # With one UDP listener (the usual case) `send`'s choice of socket is the same for
+        # every UDP message: made once, outside the loop.
+        udp = next(iter(self.udp.values())).transport if len(self.udp) == 1 else None
         for m in messages:
-            self.send(m.data, m.dest)
+            dest = m.dest
+            if udp is not None and dest.transport == "udp":
+                udp.sendto(m.data, (dest.host, dest.port))
+            else:
+                self.send(m.data, dest)
 
     def send(self, data: bytes, dest: Peer) -> None:
         if dest.transport == "udp":
@@ -263,9 +258,10 @@ class Transports:
         if data.startswith(b"SIP/2.0 "):
             try:
                 response = parse_message(data)
-                assert isinstance(response, Response)
-                via = response.top_via
-            except (SipError, AssertionError):
+                via = response.top_via if isinstance(response, Response) else None
+            except SipError:
+                via = None
+            if via is None:
                 self.sockets_dropped += 1
                 return
             target = Peer("tcp", (via.received or via.host).strip("[]"), via.port or 5060)

@@ -374,9 +374,9 @@ class TransactionLayer:
         txn = self._server.get(key)
         if txn is not None:
             return self._retransmitted(txn)
-        done = self._completed.get(key)
-        if done is not None:
-            return [SendMessage(done[1], Peer(done[2], done[3], done[4]))]
+        again = self._completed_copy(key)
+        if again is not None:
+            return again
         dest = response_destination(via, source)
         txn = ServerTransaction(key, method, request, dest, source.transport not in _UNRELIABLE)
         self._server[key] = txn
@@ -411,11 +411,15 @@ class TransactionLayer:
         key = (branch, via.host, via.port, _METHODS.get(method, method))
         txn = self._server.get(key)
         if txn is None:
-            done = self._completed.get(key)
-            if done is None:
-                return None
-            return [SendMessage(done[1], Peer(done[2], done[3], done[4]))]
+            return self._completed_copy(key)
         return self._retransmitted(txn)
+
+    def _completed_copy(self, key: tuple[object, ...]) -> list[TransactionEvent] | None:
+        """§17.2.2 Completed, from the compact table: the final response again, else None."""
+        done = self._completed.get(key)
+        if done is None:
+            return None
+        return [SendMessage(done[1], Peer(done[2], done[3], done[4]))]
 
     @staticmethod
     def _retransmitted(txn: ServerTransaction) -> list[TransactionEvent]:
