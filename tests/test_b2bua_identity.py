@@ -8,33 +8,22 @@ switch serves, in P-Asserted-Identity.
 
 from __future__ import annotations
 
-import itertools
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
-from softswitch.b2bua import B2bua
 from softswitch.config import ConfigError, UserConfig, load_config
 from softswitch.core import SipCore
-from softswitch.dialplan import Dialplan
 from softswitch.directory import Directory
-from softswitch.location import LocationService
-from softswitch.registrar import AuthThrottle, Registrar, RegistrarSettings
-from softswitch.sip.digest import DigestAuthenticator
 from softswitch.sip.message import Peer, Request, Response, parse_message
-from softswitch.sip.timers import Timers
-from softswitch.sip.transaction import TransactionLayer
 from softswitch.sip.uri import SipURI, parse_name_addr
-from softswitch.store.base import Binding
 from tests.switchkit import answer_challenge
+from tests.test_b2bua_unit import B1, REALM, WALL, b2bua_core  # as b2bua_core builds
 
-REALM = "example.com"
 PHONE = Peer("udp", "127.0.0.1", 5098)
 GATEWAY = Peer("udp", "10.0.0.7", 5060)
-B1 = Peer("udp", "127.0.0.1", 5201)
 STATIC = Peer("udp", "192.0.2.20", 5080)
-WALL = 1_700_000_000.0
 OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          b"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 
@@ -46,19 +35,8 @@ def make_core(*, trusted: tuple[str, ...] = (), static: str | None = None,
         UserConfig(extension="1002", password="pw1002", name="Bob", contact=static),
         UserConfig(extension="7000", contact=f"sip:{STATIC.host}:{STATIC.port}"),
     ]
-    directory = Directory.from_users(users, REALM)
-    location = LocationService()
-    if register_b:
-        location.put(Binding("1002", f"sip:1002@127.0.0.1:{B1.port}", WALL + 3600, None,
-                             "reg1", 1, f"udp:{B1.host}:{B1.port}", "t", None, None))
-    auth = DigestAuthenticator(REALM, secret=b"k" * 32, algorithms=("MD5",))
-    registrar = Registrar(directory, location, auth, RegistrarSettings(), AuthThrottle())
-    layer = TransactionLayer(Timers())
-    core = SipCore(registrar, layer)
-    ports = itertools.count(20000, 2)
-    core.b2bua = B2bua(layer, registrar, Dialplan(directory), location, lambda: next(ports),
-                       domain=REALM, media_address="127.0.0.1")
-    core.b2bua.local["udp"] = ("127.0.0.1", 5060)
+    core = b2bua_core(users, [("1002", B1)] if register_b else [])
+    assert core.b2bua is not None
     core.b2bua.trusted = tuple(ip_network(n) for n in trusted)
     return core
 

@@ -28,12 +28,14 @@ OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0
          b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n")
 
 
-def make_core(ring: float = 5.0) -> SipCore:
-    users = [UserConfig(extension=e, password=f"pw{e}") for e in ("1001", "1002")]
+def b2bua_core(users: list[UserConfig], registered: list[tuple[str, Peer]], *,
+               ring: float = 30.0) -> SipCore:
+    """A SipCore with a B2BUA in memory: `users` in the directory, each (aor, peer) of
+    `registered` bound at that peer for an hour, RTP ports counted from 20000."""
     directory = Directory.from_users(users, REALM)
     location = LocationService()
-    for n, peer in ((1, B1), (2, B2)):
-        location.put(Binding("1002", f"sip:1002@127.0.0.1:{peer.port}", WALL + 3600, None,
+    for n, (aor, peer) in enumerate(registered, 1):
+        location.put(Binding(aor, f"sip:{aor}@127.0.0.1:{peer.port}", WALL + 3600, None,
                              f"reg{n}", 1, f"udp:{peer.host}:{peer.port}", "t", None, None))
     auth = DigestAuthenticator(REALM, secret=b"k" * 32, algorithms=("MD5",))
     registrar = Registrar(directory, location, auth, RegistrarSettings(), AuthThrottle())
@@ -44,6 +46,11 @@ def make_core(ring: float = 5.0) -> SipCore:
                        domain=REALM, media_address="127.0.0.1", ring_timeout=ring)
     core.b2bua.local["udp"] = ("127.0.0.1", 5060)
     return core
+
+
+def make_core(ring: float = 5.0) -> SipCore:
+    users = [UserConfig(extension=e, password=f"pw{e}") for e in ("1001", "1002")]
+    return b2bua_core(users, [("1002", B1), ("1002", B2)], ring=ring)
 
 
 def invite(dialled: str, cseq: int = 1, auth: str | None = None) -> bytes:

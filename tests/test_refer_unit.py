@@ -3,23 +3,22 @@ a call 1001 -> 1002 answered by B2; B2 (the transferor) REFERs the caller to 100
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from softswitch.b2bua import B2bua, Bridge, ReleaseMedia, WriteCdr
+from softswitch.b2bua import Bridge, ReleaseMedia, WriteCdr
 from softswitch.config import UserConfig
 from softswitch.core import SipCore
-from softswitch.dialplan import Dialplan
-from softswitch.directory import Directory
-from softswitch.location import LocationService
-from softswitch.registrar import AuthThrottle, Registrar, RegistrarSettings
-from softswitch.sip.digest import DigestAuthenticator
 from softswitch.sip.message import Peer, Request, make_response
-from softswitch.sip.timers import Timers
-from softswitch.sip.transaction import TransactionLayer
-from softswitch.store.base import Binding
-from tests.test_b2bua_unit import B2, OFFER, REALM, WALL, A, requests_to, responses_to
+from tests.test_b2bua_unit import (
+    B2,
+    OFFER,
+    REALM,
+    WALL,
+    A,
+    b2bua_core,
+    requests_to,
+    responses_to,
+)
 from tests.test_midcall_unit import answered, in_dialog_from_a
 
 B3 = Peer("udp", "127.0.0.1", 5203)
@@ -27,20 +26,7 @@ B3 = Peer("udp", "127.0.0.1", 5203)
 
 def make_core() -> SipCore:
     users = [UserConfig(extension=e, password=f"pw{e}") for e in ("1001", "1002", "1003")]
-    directory = Directory.from_users(users, REALM)
-    location = LocationService()
-    for aor, peer in (("1002", B2), ("1003", B3)):
-        location.put(Binding(aor, f"sip:{aor}@127.0.0.1:{peer.port}", WALL + 3600, None,
-                             f"reg{aor}", 1, f"udp:{peer.host}:{peer.port}", "t", None, None))
-    auth = DigestAuthenticator(REALM, secret=b"k" * 32, algorithms=("MD5",))
-    registrar = Registrar(directory, location, auth, RegistrarSettings(), AuthThrottle())
-    layer = TransactionLayer(Timers())
-    core = SipCore(registrar, layer)
-    ports = itertools.count(20000, 2)
-    core.b2bua = B2bua(layer, registrar, Dialplan(directory), location, lambda: next(ports),
-                       domain=REALM, media_address="127.0.0.1", ring_timeout=5.0)
-    core.b2bua.local["udp"] = ("127.0.0.1", 5060)
-    return core
+    return b2bua_core(users, [("1002", B2), ("1003", B3)], ring=5.0)
 
 
 def refer_from_b(inv2: Request, cseq: int, refer_to: list[str]) -> Request:
