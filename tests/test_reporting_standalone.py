@@ -88,6 +88,35 @@ def morning() -> list[rep.ReportEvent]:
     return sorted([*events, *noise], key=lambda e: e.ts) + [closing]
 
 
+async def start_reporting(config: Path, log_path: Path,
+                          base: str) -> asyncio.subprocess.Process:
+    """`softswitch reporting --config config` (output in `log_path`, run in its folder),
+    once it answers /healthz 200 at `base`; failed at once if it exits, killed if it never
+    answers."""
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT), "reporting", "--config", str(config), cwd=log_path.parent,
+            stdout=log, stderr=asyncio.subprocess.STDOUT)
+
+    async def healthy() -> bool:
+        if proc.returncode is not None:
+            raise AssertionError(f"reporting exited {proc.returncode}: {log_path.read_text()}")
+        try:
+            async with httpx.AsyncClient(timeout=1) as http:
+                return (await http.get(f"{base}/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        await wait_for(healthy, timeout=30, what=f"{log_path.name}: /healthz 200")
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc
+
+
 def reporting_config(tmp_path: Path, store_url: str, nats_names: dict[str, str], port: int,
                      *, reporting: str = "", web: str = "") -> Path:
     """The config of a `softswitch reporting` process on this test's own NATS stream, subject
@@ -127,24 +156,8 @@ async def test_reporting_process_survives_a_kill_without_losing_events(
     procs: list[asyncio.subprocess.Process] = []
 
     async def start_process(name: str) -> asyncio.subprocess.Process:
-        log = (tmp_path / f"{name}.log").open("wb")
-        proc = await asyncio.create_subprocess_exec(
-            str(SCRIPT), "reporting", "--config", str(config), cwd=tmp_path,
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
-        log.close()
+        proc = await start_reporting(config, tmp_path / f"{name}.log", base)
         procs.append(proc)
-
-        async def healthy() -> bool:
-            if proc.returncode is not None:
-                raise AssertionError(f"reporting exited {proc.returncode}: "
-                                     f"{(tmp_path / f'{name}.log').read_text()}")
-            try:
-                async with httpx.AsyncClient(timeout=1) as http:
-                    return (await http.get(f"{base}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(healthy, timeout=30, what=f"{name}: /healthz 200")
         return proc
 
     async def health() -> dict[str, int]:
@@ -284,22 +297,8 @@ async def test_reporting_process_serves_cdr_and_stops_with_a_live_stream_open(
                          subject_prefix=nats_names["prefix"])
     await switch_bus.start()
     log_path = tmp_path / "reporting.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            str(SCRIPT), "reporting", "--config", str(config), cwd=tmp_path,
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
+    proc = await start_reporting(config, log_path, base)
     try:
-        async def healthy() -> bool:
-            if proc.returncode is not None:
-                raise AssertionError(f"reporting exited {proc.returncode}: "
-                                     f"{log_path.read_text()}")
-            try:
-                async with httpx.AsyncClient(timeout=1) as http:
-                    return (await http.get(f"{base}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert await wait_for(healthy, 30)
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
             api = await http.get("/api/cdr")
             page = await http.get("/cdr")
