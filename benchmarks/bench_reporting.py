@@ -33,6 +33,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -159,12 +160,7 @@ async def bench_query(pg_url: str) -> None:
             ]
             for label, extra in cases:
                 params = {**span, **extra, "limit": "10000"}
-                times = []
-                for _ in range(5):
-                    t0 = time.perf_counter()
-                    r = await http.get("/api/reports/queues", params=params)
-                    times.append(time.perf_counter() - t0)
-                    assert r.status_code == 200, r.text
+                r, times = await timed_report(http, params)
                 assert r.json()["next"] is None
                 rows = len(r.json()["rows"])
                 print(f"query 90 days x 20 queues, group={label}, all 24 metrics: "
@@ -182,6 +178,19 @@ async def bench_query(pg_url: str) -> None:
             await conn.close()
 
 
+async def timed_report(http: Any, params: dict[str, str],
+                       runs: int = 5) -> tuple[Any, list[float]]:
+    """GET /api/reports/queues `runs` times; the last answer (each must be 200) and the
+    seconds each took."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = await http.get("/api/reports/queues", params=params)
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+    return r, times
+
+
 async def bench_pages(http: object, span: dict[str, str]) -> None:
     """The per-queue interval report (every stored row): the first page, then every page
     through the next links, at the default limit (5,000) and the largest (50,000)."""
@@ -189,12 +198,7 @@ async def bench_pages(http: object, span: dict[str, str]) -> None:
 
     assert isinstance(http, httpx.AsyncClient)
     params = {**span, "group": "interval"}
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        r = await http.get("/api/reports/queues", params=params)
-        times.append(time.perf_counter() - t0)
-        assert r.status_code == 200, r.text
+    r, times = await timed_report(http, params)
     body = r.json()
     print(f"query 90 days x 20 queues, group=interval per queue (172,800 rows), first JSON "
           f"page (default limit {body['limit']:,}, {len(r.content) / 1e6:.1f} MB): median "
